@@ -1,0 +1,13 @@
+DROP TABLE checkpoints;
+DROP TABLE last_signals;
+DROP TABLE daily_limits;
+DROP TABLE breaker_audit;
+DROP TABLE circuit_breaker;
+DROP TABLE position_counters;
+DROP TABLE window_entries;
+DROP TABLE positions;
+DROP TABLE fills;
+DROP TABLE orders;
+DROP TABLE intents;
+DROP TABLE events;
+DROP TABLE runs;

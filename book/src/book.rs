@@ -1,0 +1,253 @@
+//! [`Book`]: the store, the venue and the clock, and the transaction discipline they share.
+//! The flows live by concept in `writeahead.rs` (placement and recovery), `breaker.rs` and
+//! `limits.rs`.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::clock::{Clock, DAY_MS};
+use crate::error::BookError;
+use crate::events::{self, category};
+use crate::intent::{self, Signal};
+use crate::migrate;
+use crate::mutant::{self, Mutant};
+use crate::store::{Isolation, Store, StoreError, Transaction, Value};
+use crate::venue::Venue;
+
+/// A 40001 is retried this many times, then reported as `SerializationConflict`.
+const SERIALIZATION_RETRIES_MAX: u32 = 1;
+/// A connection that broke before commit is replaced and the transaction rerun this often.
+const CONNECTION_RETRIES_MAX: u32 = 3;
+const CONNECTION_BACKOFF_INITIAL_MS: u64 = 50;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Paper,
+    Live,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Paper => "paper",
+            Mode::Live => "live",
+        }
+    }
+}
+
+/// What identifies a run; persisted in `runs` and mixed into every intent id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    pub run_id: String,
+    pub mode: Mode,
+    pub dataset_sha: String,
+    pub config_sha: String,
+    pub seed: u64,
+}
+
+/// Risk limits. Stored in `position_counters` when the book is first opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_open: i64,
+    pub max_exposure: i64,
+    /// A day whose realised pnl is at or below `-max_daily_loss` places nothing more.
+    pub max_daily_loss: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_open: 10,
+            max_exposure: 1_000_000_000,
+            max_daily_loss: 1_000_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BookOptions {
+    pub run: RunSpec,
+    pub limits: Limits,
+    /// `None` in production. See [`Mutant`].
+    pub mutant: Option<Mutant>,
+}
+
+pub struct Book {
+    pub(crate) store: Box<dyn Store>,
+    pub(crate) venue: Box<dyn Venue>,
+    pub(crate) clock: Box<dyn Clock>,
+    pub(crate) options: BookOptions,
+    /// Set when an outcome became unknown: no further placement until an operator resets
+    /// the breaker in a new process. Kept in memory on purpose, because the database may be
+    /// exactly what failed; the persisted breaker is tripped too when it can be written.
+    pub(crate) halted: Option<String>,
+    /// Only read under `Mutant::IntentIdWithOpenCounter`.
+    pub(crate) open_count: u64,
+}
+
+impl std::fmt::Debug for Book {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Book")
+            .field("backend", &self.store.backend())
+            .field("run", &self.options.run)
+            .field("mutant", &self.options.mutant)
+            .field("halted", &self.halted)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Book {
+    /// Migrates the store (refusing a newer or drifted schema), records the run and the
+    /// singleton rows if this is the first open, and returns the book. Reopening an existing
+    /// book writes nothing.
+    pub fn open(
+        mut store: Box<dyn Store>,
+        venue: Box<dyn Venue>,
+        clock: Box<dyn Clock>,
+        options: BookOptions,
+    ) -> Result<Book, BookError> {
+        migrate::migrate(store.as_mut())?;
+        let open_count = match options.mutant {
+            Some(Mutant::IntentIdWithOpenCounter) => mutant::next_open_count(),
+            _ => 0,
+        };
+        let mut book = Book {
+            store,
+            venue,
+            clock,
+            options,
+            halted: None,
+            open_count,
+        };
+        book.initialise()?;
+        Ok(book)
+    }
+
+    fn initialise(&mut self) -> Result<(), BookError> {
+        let run = self.options.run.clone();
+        let limits = self.options.limits;
+        let now = self.now_ms();
+        self.transact(Isolation::Write, |transaction| {
+            let inserted = transaction.execute(
+                "INSERT INTO runs (run_id, mode, dataset_sha, config_sha, seed, status, last_seq) \
+                 VALUES ($1, $2, $3, $4, $5, 'running', 0) ON CONFLICT (run_id) DO NOTHING",
+                &[
+                    Value::from(&run.run_id),
+                    Value::from(run.mode.as_str()),
+                    Value::from(&run.dataset_sha),
+                    Value::from(&run.config_sha),
+                    Value::Text(format!("{:#018x}", run.seed)),
+                ],
+            )?;
+            transaction.execute(
+                "INSERT INTO position_counters (id, open_count, max_open, exposure, max_exposure) \
+                 VALUES (1, 0, $1, 0, $2) ON CONFLICT (id) DO NOTHING",
+                &[Value::Int(limits.max_open), Value::Int(limits.max_exposure)],
+            )?;
+            transaction.execute(
+                "INSERT INTO circuit_breaker (id, state, reason, failure_count, updated_ts) \
+                 VALUES (1, 'CLOSED', NULL, 0, $1) ON CONFLICT (id) DO NOTHING",
+                &[Value::Int(now)],
+            )?;
+            if inserted == 1 {
+                events::append(
+                    transaction,
+                    &run.run_id,
+                    now,
+                    category::RUN,
+                    "run.started",
+                    json!({
+                        "config_sha": run.config_sha,
+                        "dataset_sha": run.dataset_sha,
+                        "mode": run.mode.as_str(),
+                        "seed": format!("{:#018x}", run.seed),
+                    }),
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn options(&self) -> &BookOptions {
+        &self.options
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.options.run.run_id
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The logical day of the clock's current time.
+    pub fn today(&self) -> i64 {
+        self.now_ms().div_euclid(DAY_MS)
+    }
+
+    /// The intent id this book gives `signal` (SPEC §2.1).
+    pub fn intent_id(&self, signal: &Signal) -> String {
+        let run = &self.options.run;
+        let id = intent::intent_id(signal, &run.dataset_sha, run.seed);
+        match self.options.mutant {
+            Some(Mutant::IntentIdWithOpenCounter) => {
+                intent::intent_id(signal, &format!("{}#{}", run.dataset_sha, self.open_count), run.seed)
+            }
+            _ => id,
+        }
+    }
+
+    /// Runs `work` in one transaction and commits it. A serialization failure reruns it
+    /// once, then becomes `SerializationConflict`; a connection that broke before commit is
+    /// replaced and the transaction rerun, a bounded number of times. Nothing else is
+    /// retried: constraint and syntax errors are answers, not accidents.
+    pub(crate) fn transact<T>(
+        &mut self,
+        isolation: Isolation,
+        mut work: impl FnMut(&mut (dyn Transaction + '_)) -> Result<T, BookError>,
+    ) -> Result<T, BookError> {
+        let mut serialization_retries = 0;
+        let mut connection_retries = 0;
+        let mut backoff_ms = CONNECTION_BACKOFF_INITIAL_MS;
+        loop {
+            match attempt(self.store.as_mut(), isolation, &mut work) {
+                Err(BookError::Store(StoreError::Serialization { message })) => {
+                    if serialization_retries >= SERIALIZATION_RETRIES_MAX {
+                        return Err(BookError::SerializationConflict { message });
+                    }
+                    serialization_retries += 1;
+                }
+                Err(BookError::Store(StoreError::Connection { message })) => {
+                    if connection_retries >= CONNECTION_RETRIES_MAX {
+                        return Err(BookError::Store(StoreError::Connection { message }));
+                    }
+                    connection_retries += 1;
+                    // Backoff against a real server that is restarting; bounded by the
+                    // retry count above.
+                    std::thread::sleep(Duration::from_millis(backoff_ms));
+                    backoff_ms *= 2;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Direct access to the store, for tools that inspect the book (dumps, integrity
+    /// checks). The book's own flows never use it.
+    pub fn store_mut(&mut self) -> &mut dyn Store {
+        self.store.as_mut()
+    }
+}
+
+fn attempt<T>(
+    store: &mut dyn Store,
+    isolation: Isolation,
+    work: &mut impl FnMut(&mut (dyn Transaction + '_)) -> Result<T, BookError>,
+) -> Result<T, BookError> {
+    let mut transaction = store.transaction(isolation)?;
+    let value = work(transaction.as_mut())?;
+    transaction.commit()?;
+    Ok(value)
+}

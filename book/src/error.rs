@@ -1,0 +1,62 @@
+//! The book's typed errors: refusals a caller is expected to match on, and failures.
+
+use crate::intent::InvalidSignal;
+use crate::migrate::MigrateError;
+use crate::store::StoreError;
+use crate::venue::VenueError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BookError {
+    #[error(transparent)]
+    InvalidSignal(#[from] InvalidSignal),
+    /// Another intent already holds this (window, strategy): the UNIQUE constraint said so.
+    #[error("strategy {strategy} already entered window {window_id}")]
+    AlreadyEntered { window_id: String, strategy: String },
+    /// The conditional counter update matched no row: a limit would be exceeded.
+    #[error("position limits reached (max open or max exposure)")]
+    LimitReached,
+    #[error("daily loss limit reached on day {day}: pnl {pnl}, limit -{max_daily_loss}")]
+    DailyLossLimit {
+        day: i64,
+        pnl: i64,
+        max_daily_loss: i64,
+    },
+    #[error("circuit breaker is open ({reason}); nothing is placed until an operator resets it")]
+    BreakerOpen { reason: String },
+    /// The breaker's state could not be read: fail closed.
+    #[error("circuit breaker state is unreadable ({detail}); failing closed")]
+    BreakerUnreadable { detail: String },
+    #[error("serialization conflict persisted after a retry: {message}")]
+    SerializationConflict { message: String },
+    /// The venue may have accepted the order but the book could not record it. The breaker
+    /// is tripped (PositionTrackingFailed) and this book places nothing more.
+    #[error("outcome of intent {intent_id} is unknown: the venue accepted it but recording failed ({detail}); halted")]
+    OutcomeUnknown { intent_id: String, detail: String },
+    /// The venue call's outcome is unknown (timeout, 5xx). The intent stays `executing`;
+    /// `recover` asks the venue and settles it.
+    #[error("venue outcome for intent {intent_id} is uncertain: {source}")]
+    VenueUncertain {
+        intent_id: String,
+        #[source]
+        source: VenueError,
+    },
+    /// The venue refused to act now (429/503); the reservation was released.
+    #[error("venue unavailable for intent {intent_id}: {source}")]
+    VenueUnavailable {
+        intent_id: String,
+        #[source]
+        source: VenueError,
+    },
+    #[error("book is halted after an unknown outcome: {reason}")]
+    Halted { reason: String },
+    #[error("breaker reset refused: an operator id is required")]
+    OperatorRequired,
+    #[error("breaker reset refused: {open_orders} order(s) still open")]
+    OpenOrders { open_orders: i64 },
+    #[error("no open position for intent {intent_id}")]
+    NoOpenPosition { intent_id: String },
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

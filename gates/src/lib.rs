@@ -1,0 +1,1 @@
+//! Empty: the gates are test targets under `tests/`.
