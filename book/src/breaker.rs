@@ -100,7 +100,7 @@ impl Book {
     }
 
     pub fn breaker(&mut self) -> Result<BreakerState, BookError> {
-        self.transact(Isolation::Write, |transaction| Ok(read_state(transaction)?))
+        self.transact(Isolation::Read, |transaction| Ok(read_state(transaction)?))
     }
 }
 

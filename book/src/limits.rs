@@ -82,7 +82,7 @@ impl Book {
 
     pub fn daily_limits(&mut self) -> Result<DailyLimits, BookError> {
         let day = self.today();
-        self.transact(Isolation::Write, |transaction| {
+        self.transact(Isolation::Read, |transaction| {
             let row = transaction.query_optional(
                 "SELECT pnl, trade_count FROM daily_limits WHERE day = $1",
                 &[Value::Int(day)],
@@ -122,7 +122,7 @@ impl Book {
 
     /// The value of a checkpoint, if written.
     pub fn read_checkpoint(&mut self, name: &str) -> Result<Option<String>, BookError> {
-        self.transact(Isolation::Write, |transaction| {
+        self.transact(Isolation::Read, |transaction| {
             let row = transaction.query_optional(
                 "SELECT value FROM checkpoints WHERE name = $1",
                 &[Value::from(name)],

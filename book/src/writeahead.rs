@@ -344,7 +344,7 @@ impl Book {
     /// order -> confirm it from the venue's record; the venue does not -> release the
     /// reservation and return the intent to `pending`. Never re-places.
     pub fn recover(&mut self) -> Result<RecoveryReport, BookError> {
-        let executing = self.transact(Isolation::Write, |transaction| {
+        let executing = self.transact(Isolation::Read, |transaction| {
             let rows = transaction.query(
                 "SELECT intent_id FROM intents WHERE status = 'executing' ORDER BY intent_id",
                 &[],

@@ -8,7 +8,7 @@
 mod postgres;
 mod sqlite;
 
-pub use self::postgres::{PostgresOptions, PostgresStore};
+pub use self::postgres::{redact_url, PostgresOptions, PostgresStore};
 pub use self::sqlite::SqliteStore;
 
 use std::fmt;
@@ -103,6 +103,8 @@ impl fmt::Display for Backend {
 /// How a transaction isolates itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isolation {
+    /// A read-only snapshot (dumps, inspections): takes no write lock.
+    Read,
     /// A read-write transaction with the backend's usual guarantees (SQLite takes the write
     /// lock up front with `BEGIN IMMEDIATE`; PostgreSQL uses READ COMMITTED).
     Write,

@@ -94,6 +94,16 @@ impl PostgresStore {
         })
     }
 
+    /// Runs statements that PostgreSQL refuses inside a transaction block (CREATE
+    /// DATABASE, DROP DATABASE). For administration, never for the book's own writes.
+    pub fn execute_outside_transaction(&mut self, sql: &str) -> Result<(), StoreError> {
+        self.reconnect_if_closed()?;
+        let password = self.password.clone();
+        self.client
+            .batch_execute(sql)
+            .map_err(|error| map_error(&error, password.as_deref()))
+    }
+
     fn reconnect_if_closed(&mut self) -> Result<(), StoreError> {
         if self.client.is_closed() {
             self.client = connect_with_backoff(&self.config, &self.options, self.password.as_deref())?;
@@ -138,15 +148,18 @@ impl Store for PostgresStore {
 
     fn transaction(&mut self, isolation: Isolation) -> Result<Box<dyn Transaction + '_>, StoreError> {
         self.reconnect_if_closed()?;
-        let level = match isolation {
-            Isolation::Write => IsolationLevel::ReadCommitted,
-            Isolation::Serializable => IsolationLevel::Serializable,
+        let (level, read_only) = match isolation {
+            // REPEATABLE READ: a dump sees one snapshot of every table.
+            Isolation::Read => (IsolationLevel::RepeatableRead, true),
+            Isolation::Write => (IsolationLevel::ReadCommitted, false),
+            Isolation::Serializable => (IsolationLevel::Serializable, false),
         };
         let password = self.password.clone();
         let transaction = self
             .client
             .build_transaction()
             .isolation_level(level)
+            .read_only(read_only)
             .start()
             .map_err(|error| map_error(&error, password.as_deref()))?;
         Ok(Box::new(PostgresTransaction {
@@ -355,7 +368,7 @@ fn redact_text(text: &str, password: Option<&str>) -> String {
 /// parameter). Safe to print.
 pub fn redact_url(url: &str) -> String {
     let mut redacted = match password_of(url) {
-        Some(password) => {
+        Some(_) => {
             let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
             let (authority, tail) = match rest.find(['/', '?']) {
                 Some(index) => rest.split_at(index),
@@ -364,7 +377,6 @@ pub fn redact_url(url: &str) -> String {
             let authority = match authority.rsplit_once('@') {
                 Some((user_info, host)) => {
                     let user = user_info.split_once(':').map_or(user_info, |(user, _)| user);
-                    let _ = &password;
                     format!("{user}:***@{host}")
                 }
                 None => authority.to_owned(),

@@ -55,13 +55,17 @@ impl Store for SqliteStore {
 
     fn transaction(
         &mut self,
-        _isolation: Isolation,
+        isolation: Isolation,
     ) -> Result<Box<dyn Transaction + '_>, StoreError> {
         // SQLite serialises writers; IMMEDIATE takes the write lock at BEGIN so that two
-        // writers never deadlock upgrading a read lock, whatever isolation was asked for.
+        // writers never deadlock upgrading a read lock. Readers take no lock (WAL).
+        let behavior = match isolation {
+            Isolation::Read => TransactionBehavior::Deferred,
+            Isolation::Write | Isolation::Serializable => TransactionBehavior::Immediate,
+        };
         let transaction = self
             .connection
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .transaction_with_behavior(behavior)
             .map_err(map_error)?;
         Ok(Box::new(SqliteTransaction { transaction }))
     }

@@ -1,0 +1,239 @@
+//! One case of a gate: a fresh database on one backend, a seed, a clock, a venue, and the
+//! runner that reports the outcome (and on failure the seed and the command that reruns
+//! it).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::Instant;
+
+use book::store::{Backend, Store, StoreError};
+use book::{BookError, BookOptions, Limits, Mode, Mutant, PaperVenue, RunSpec};
+
+use crate::dump::{self, Dump};
+use crate::invariants::{self, Phase};
+use crate::provider::Database;
+use crate::report::{self, CaseRecord, Kind, Outcome};
+use crate::seed::Seed;
+use crate::subject::{self, Subject};
+use crate::SimClock;
+
+pub const SEED_ENV: &str = "BOOKPROOF_SEED";
+pub const REQUIRE_POSTGRES_ENV: &str = "BOOKPROOF_REQUIRE_POSTGRES";
+/// The seed a case uses when none is given.
+pub const DEFAULT_SEED: Seed = Seed(0x5eed_b00c_0000_0001);
+
+/// Why a check failed, in words a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure(pub String);
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl<E: std::error::Error> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        Failure(error.to_string())
+    }
+}
+
+/// What every check returns.
+pub type Check = Result<(), Failure>;
+
+/// Fails the check with a message unless `condition` holds.
+#[macro_export]
+macro_rules! ensure {
+    ($condition:expr, $($message:tt)+) => {
+        if !$condition {
+            return Err($crate::Failure(format!($($message)+)));
+        }
+    };
+}
+
+#[derive(Debug)]
+pub struct Case {
+    pub gate: &'static str,
+    pub test: String,
+    pub seed: Seed,
+    pub database: Database,
+    pub clock: SimClock,
+    /// The venue's state outlives every book opened on this case (as a real exchange does).
+    pub venue: PaperVenue,
+    pub mutant: Option<Mutant>,
+}
+
+impl Case {
+    pub fn backend(&self) -> Backend {
+        self.database.backend()
+    }
+
+    /// The book's options for this case: a run derived from the seed, default limits.
+    pub fn options(&self) -> BookOptions {
+        BookOptions {
+            run: RunSpec {
+                run_id: format!("run-{}", self.seed),
+                mode: Mode::Paper,
+                dataset_sha: format!("dataset-{}", self.gate),
+                config_sha: "config-default".to_owned(),
+                seed: self.seed.0,
+            },
+            limits: Limits::default(),
+            mutant: self.mutant,
+        }
+    }
+
+    /// Opens the subject (the reference book, or its mutant) on a new connection.
+    pub fn open(&self) -> Result<Box<dyn Subject>, BookError> {
+        self.open_with(self.options())
+    }
+
+    pub fn open_with(&self, options: BookOptions) -> Result<Box<dyn Subject>, BookError> {
+        subject::open_reference(
+            self.database.connect()?,
+            Box::new(self.venue.clone()),
+            Box::new(self.clock.clone()),
+            options,
+        )
+    }
+
+    /// A raw connection, for inspecting or tampering with the database.
+    pub fn connect(&self) -> Result<Box<dyn Store>, StoreError> {
+        self.database.connect()
+    }
+
+    pub fn dump(&self) -> Result<Dump, StoreError> {
+        dump::dump(self.connect()?.as_mut())
+    }
+
+    /// Dumps the book and checks every invariant of `phase`.
+    pub fn check_invariants(&self, phase: Phase) -> Check {
+        let violations = invariants::check(&self.dump()?, phase);
+        if violations.is_empty() {
+            return Ok(());
+        }
+        let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        Err(Failure(lines.join("\n")))
+    }
+
+    /// The command that reruns this case exactly.
+    pub fn repro(&self) -> String {
+        repro_command(self.gate, self.backend(), &self.test, self.seed)
+    }
+}
+
+pub fn repro_command(gate: &str, backend: Backend, test: &str, seed: Seed) -> String {
+    format!("cargo xtask repro {gate} --backend {backend} --test {test} --seed {seed}")
+}
+
+fn seed_from_env() -> Seed {
+    match std::env::var(SEED_ENV) {
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|error| panic!("{SEED_ENV}: {error}")),
+        Err(_) => DEFAULT_SEED,
+    }
+}
+
+/// Runs one check against the reference book.
+pub fn run_check(gate: &'static str, backend: Backend, test: &str, check: fn(&Case) -> Check) {
+    run(gate, backend, test, None, Kind::Check, |case| check(case));
+}
+
+/// Runs one check against `mutant` and passes only if the check fails with a message that
+/// contains `caught_by`, so a mutant "caught" by an unrelated error (a database that is
+/// down, say) does not count.
+pub fn run_mutant(
+    gate: &'static str,
+    backend: Backend,
+    test: &str,
+    mutant: Mutant,
+    check: fn(&Case) -> Check,
+    caught_by: &str,
+) {
+    run(gate, backend, test, Some(mutant), Kind::Mutant, |case| match check(case) {
+        Ok(()) => Err(Failure(format!(
+            "mutant {} survived: the check passed against a deliberately broken book",
+            mutant.name()
+        ))),
+        Err(Failure(message)) if message.contains(caught_by) => {
+            println!("mutant {} caught: {message}", mutant.name());
+            Ok(())
+        }
+        Err(Failure(message)) => Err(Failure(format!(
+            "mutant {} failed the check for another reason than expected (wanted {caught_by:?}): {message}",
+            mutant.name()
+        ))),
+    });
+}
+
+fn run(
+    gate: &'static str,
+    backend: Backend,
+    test: &str,
+    mutant: Option<Mutant>,
+    kind: Kind,
+    body: impl FnOnce(&Case) -> Check,
+) {
+    let seed = seed_from_env();
+    let started = Instant::now();
+    let mut record = CaseRecord {
+        gate: gate.to_owned(),
+        backend: backend.name().to_owned(),
+        test: test.to_owned(),
+        kind,
+        outcome: Outcome::Pass,
+        detail: None,
+        seed: seed.to_string(),
+        millis: 0,
+        repro: repro_command(gate, backend, test, seed),
+    };
+    println!("bookproof: gate {gate}, backend {backend}, case {test}, seed {seed}");
+    let database = match Database::create(backend) {
+        Ok(database) => database,
+        Err(unavailable) => {
+            let required = std::env::var(REQUIRE_POSTGRES_ENV).is_ok_and(|value| value == "1");
+            record.outcome = if required { Outcome::Fail } else { Outcome::Skip };
+            record.detail = Some(unavailable.reason.clone());
+            report::write(&record);
+            if required {
+                panic!("{backend} is required ({REQUIRE_POSTGRES_ENV}=1) but unavailable: {}", unavailable.reason);
+            }
+            println!("bookproof: skipped on {backend}: {}", unavailable.reason);
+            return;
+        }
+    };
+    let case = Case {
+        gate,
+        test: test.to_owned(),
+        seed,
+        database,
+        clock: SimClock::starting_at(0),
+        venue: PaperVenue::new(),
+        mutant,
+    };
+    let result = catch_unwind(AssertUnwindSafe(|| body(&case)))
+        .unwrap_or_else(|panic| Err(Failure(format!("panicked: {}", panic_message(&panic)))));
+    record.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    // Drop the database (and a cluster only this case used) before reporting.
+    drop(case);
+    match result {
+        Ok(()) => report::write(&record),
+        Err(Failure(message)) => {
+            record.outcome = Outcome::Fail;
+            record.detail = Some(message.clone());
+            report::write(&record);
+            panic!(
+                "\n{gate} gate failed on {backend}: {test}\n{message}\n\nseed: {seed}\nreproduce: {}\n",
+                record.repro
+            );
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+        .unwrap_or_else(|| "(no message)".to_owned())
+}

@@ -1,0 +1,59 @@
+//! Per-case results. Every case a gate runs writes one JSON file into
+//! `$BOOKPROOF_RESULTS_DIR` (set by `cargo xtask verify`); xtask reads them to print the
+//! gate x backend table and write the run's report. Without the variable nothing is
+//! written and the test outcome alone tells.
+//!
+//! Format (one object per file): `{"gate", "backend", "test", "kind": "check"|"mutant",
+//! "outcome": "pass"|"fail"|"skip", "detail", "seed", "millis", "repro"}`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub const RESULTS_DIR_ENV: &str = "BOOKPROOF_RESULTS_DIR";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Check,
+    Mutant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    Skip,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseRecord {
+    pub gate: String,
+    pub backend: String,
+    pub test: String,
+    pub kind: Kind,
+    pub outcome: Outcome,
+    /// Why it failed or was skipped; what the mutant was caught by.
+    pub detail: Option<String>,
+    pub seed: String,
+    pub millis: u64,
+    /// The one command that reruns this case.
+    pub repro: String,
+}
+
+/// Writes `record` if a results directory was given. A failure to write is reported on
+/// stderr and does not change the test's outcome (nextest's own result still counts).
+pub fn write(record: &CaseRecord) {
+    let Some(directory) = std::env::var_os(RESULTS_DIR_ENV).map(PathBuf::from) else {
+        return;
+    };
+    let path = directory.join(format!("{}--{}--{}.json", record.gate, record.backend, record.test));
+    let written = std::fs::create_dir_all(&directory).and_then(|()| {
+        let json = serde_json::to_string_pretty(record).map_err(std::io::Error::other)?;
+        std::fs::write(&path, json)
+    });
+    if let Err(error) = written {
+        eprintln!("bookproof: could not write case record {}: {error}", path.display());
+    }
+}
