@@ -192,9 +192,11 @@ impl Book {
         let run = &self.options.run;
         let id = intent::intent_id(signal, &run.dataset_sha, run.seed);
         match self.options.mutant {
-            Some(Mutant::IntentIdWithOpenCounter) => {
-                intent::intent_id(signal, &format!("{}#{}", run.dataset_sha, self.open_count), run.seed)
-            }
+            Some(Mutant::IntentIdWithOpenCounter) => intent::intent_id(
+                signal,
+                &format!("{}#{}", run.dataset_sha, self.open_count),
+                run.seed,
+            ),
             _ => id,
         }
     }

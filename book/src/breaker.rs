@@ -43,7 +43,11 @@ pub struct BreakerState {
 impl Book {
     /// Opens the breaker (or keeps it open) and counts the failure.
     pub fn trip_breaker(&mut self, reason: TripReason, operator: &str) -> Result<(), BookError> {
-        let operator = if operator.trim().is_empty() { "book" } else { operator };
+        let operator = if operator.trim().is_empty() {
+            "book"
+        } else {
+            operator
+        };
         let run_id = self.options.run.run_id.clone();
         let now = self.now_ms();
         self.transact(Isolation::Write, |transaction| {

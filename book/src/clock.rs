@@ -30,7 +30,9 @@ impl ManualClock {
     }
 
     pub fn set(&self, now_ms: i64) {
-        let previous = self.now_ms.swap(now_ms, std::sync::atomic::Ordering::SeqCst);
+        let previous = self
+            .now_ms
+            .swap(now_ms, std::sync::atomic::Ordering::SeqCst);
         assert!(now_ms >= previous, "logical time never goes backwards");
     }
 }

@@ -77,10 +77,16 @@ impl Signal {
             }
         }
         if self.size <= 0 {
-            return Err(InvalidSignal(format!("size {} must be positive", self.size)));
+            return Err(InvalidSignal(format!(
+                "size {} must be positive",
+                self.size
+            )));
         }
         if self.price <= 0 {
-            return Err(InvalidSignal(format!("price {} must be positive", self.price)));
+            return Err(InvalidSignal(format!(
+                "price {} must be positive",
+                self.price
+            )));
         }
         if self.notional().is_none() {
             return Err(InvalidSignal(format!(

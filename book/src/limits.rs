@@ -93,7 +93,11 @@ impl Book {
                     pnl: *pnl,
                     trade_count: *trade_count,
                 },
-                _ => DailyLimits { day, pnl: 0, trade_count: 0 },
+                _ => DailyLimits {
+                    day,
+                    pnl: 0,
+                    trade_count: 0,
+                },
             })
         })
     }
@@ -127,7 +131,9 @@ impl Book {
                 "SELECT value FROM checkpoints WHERE name = $1",
                 &[Value::from(name)],
             )?;
-            Ok(row.and_then(|row| row.into_iter().next()).and_then(|value| value.as_text().map(str::to_owned)))
+            Ok(row
+                .and_then(|row| row.into_iter().next())
+                .and_then(|value| value.as_text().map(str::to_owned)))
         })
     }
 }

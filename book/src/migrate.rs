@@ -38,7 +38,10 @@ macro_rules! embedded {
 
 macro_rules! all_migrations {
     ($backend:literal) => {
-        embedded!($backend, [(1, "0001_core", "core"), (2, "0002_indexes", "indexes")])
+        embedded!(
+            $backend,
+            [(1, "0001_core", "core"), (2, "0002_indexes", "indexes")]
+        )
     };
 }
 
@@ -55,7 +58,9 @@ pub fn migrations(backend: Backend) -> &'static [Migration] {
 
 /// The newest schema version this build knows.
 pub fn latest_version(backend: Backend) -> i64 {
-    migrations(backend).last().map_or(0, |migration| migration.version)
+    migrations(backend)
+        .last()
+        .map_or(0, |migration| migration.version)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,11 +125,13 @@ pub fn applied(store: &mut dyn Store) -> Result<Vec<AppliedMigration>, StoreErro
     rows.rows
         .into_iter()
         .map(|row| match row.as_slice() {
-            [Value::Int(version), Value::Text(name), Value::Text(checksum)] => Ok(AppliedMigration {
-                version: *version,
-                name: name.clone(),
-                checksum: checksum.clone(),
-            }),
+            [Value::Int(version), Value::Text(name), Value::Text(checksum)] => {
+                Ok(AppliedMigration {
+                    version: *version,
+                    name: name.clone(),
+                    checksum: checksum.clone(),
+                })
+            }
             other => Err(StoreError::Data {
                 message: format!("schema_migrations holds a malformed row: {other:?}"),
             }),
@@ -163,7 +170,10 @@ fn check_applied(known: &[Migration], applied: &[AppliedMigration]) -> Result<()
         }
     }
     for row in applied {
-        let Some(migration) = known.iter().find(|migration| migration.version == row.version) else {
+        let Some(migration) = known
+            .iter()
+            .find(|migration| migration.version == row.version)
+        else {
             return Err(MigrateError::UnknownVersion {
                 version: row.version,
             });
@@ -202,9 +212,18 @@ pub fn migrate_down(store: &mut dyn Store, target_version: i64) -> Result<Vec<i6
     let applied = applied(store)?;
     check_applied(known, &applied)?;
     let mut reverted = Vec::new();
-    for row in applied.iter().rev().filter(|row| row.version > target_version) {
-        let Some(migration) = known.iter().find(|migration| migration.version == row.version) else {
-            return Err(MigrateError::UnknownVersion { version: row.version });
+    for row in applied
+        .iter()
+        .rev()
+        .filter(|row| row.version > target_version)
+    {
+        let Some(migration) = known
+            .iter()
+            .find(|migration| migration.version == row.version)
+        else {
+            return Err(MigrateError::UnknownVersion {
+                version: row.version,
+            });
         };
         let mut revert = || -> Result<(), StoreError> {
             let mut transaction = store.transaction(Isolation::Write)?;

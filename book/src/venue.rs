@@ -94,7 +94,9 @@ impl PaperVenue {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, PaperState> {
         // A panic while holding the lock leaves plain data behind; keep using it.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

@@ -51,7 +51,10 @@ pub enum Outcome {
     /// Reserved, placed and recorded.
     Placed { intent_id: String, order_id: String },
     /// The intent already existed and is not placeable again: nothing was sent.
-    Existing { intent_id: String, status: IntentStatus },
+    Existing {
+        intent_id: String,
+        status: IntentStatus,
+    },
     /// The venue refused the order; final.
     Rejected { intent_id: String, reason: String },
 }
@@ -66,8 +69,13 @@ pub struct RecoveryReport {
 }
 
 enum Reservation {
-    Reserved { intent_id: String },
-    Existing { intent_id: String, status: IntentStatus },
+    Reserved {
+        intent_id: String,
+    },
+    Existing {
+        intent_id: String,
+        status: IntentStatus,
+    },
 }
 
 impl Book {
@@ -75,7 +83,9 @@ impl Book {
     pub fn submit(&mut self, signal: &Signal) -> Result<Outcome, BookError> {
         signal.validate()?;
         if let Some(reason) = &self.halted {
-            return Err(BookError::Halted { reason: reason.clone() });
+            return Err(BookError::Halted {
+                reason: reason.clone(),
+            });
         }
         let intent_id = match self.reserve(signal)? {
             Reservation::Existing { intent_id, status } => {
@@ -93,7 +103,10 @@ impl Book {
         match self.venue.place(&request) {
             Ok(order) => {
                 let order_id = self.confirm_or_halt(&intent_id, &order, category::ORDER)?;
-                Ok(Outcome::Placed { intent_id, order_id })
+                Ok(Outcome::Placed {
+                    intent_id,
+                    order_id,
+                })
             }
             Err(VenueError::Rejected { reason }) => {
                 self.settle_unplaced(&intent_id, Unplaced::Rejected(&reason))?;
@@ -216,7 +229,8 @@ impl Book {
                 self.halted = Some(format!("recording intent {intent_id} failed: {detail}"));
                 // Best effort: the database may be what failed. The in-memory halt holds
                 // either way.
-                let _ = self.trip_breaker(crate::breaker::TripReason::PositionTrackingFailed, "book");
+                let _ =
+                    self.trip_breaker(crate::breaker::TripReason::PositionTrackingFailed, "book");
                 Err(BookError::OutcomeUnknown {
                     intent_id: intent_id.to_owned(),
                     detail,
@@ -225,7 +239,12 @@ impl Book {
         }
     }
 
-    fn confirm(&mut self, intent_id: &str, order: &VenueOrder, event_category: &str) -> Result<(), BookError> {
+    fn confirm(
+        &mut self,
+        intent_id: &str,
+        order: &VenueOrder,
+        event_category: &str,
+    ) -> Result<(), BookError> {
         let run_id = self.options.run.run_id.clone();
         let now = self.now_ms();
         let today = self.today();
@@ -318,10 +337,15 @@ impl Book {
         let now = self.now_ms();
         self.transact(Isolation::Write, |transaction| {
             let (status, event_category, kind, reason) = match how {
-                Unplaced::Rejected(reason) => ("rejected", category::INTENT, "intent.rejected", reason),
-                Unplaced::NotAccepted(event_category) => {
-                    ("pending", event_category, "intent.released", "venue does not have the order")
+                Unplaced::Rejected(reason) => {
+                    ("rejected", category::INTENT, "intent.rejected", reason)
                 }
+                Unplaced::NotAccepted(event_category) => (
+                    "pending",
+                    event_category,
+                    "intent.released",
+                    "venue does not have the order",
+                ),
             };
             let released = release_reservation(transaction, intent_id)?;
             transaction.execute(
@@ -358,13 +382,13 @@ impl Book {
         })?;
         let mut report = RecoveryReport::default();
         for intent_id in executing {
-            let found = self
-                .venue
-                .find_order(&intent_id)
-                .map_err(|source| BookError::VenueUncertain {
-                    intent_id: intent_id.clone(),
-                    source,
-                })?;
+            let found =
+                self.venue
+                    .find_order(&intent_id)
+                    .map_err(|source| BookError::VenueUncertain {
+                        intent_id: intent_id.clone(),
+                        source,
+                    })?;
             match found {
                 Some(order) => {
                     self.confirm_or_halt(&intent_id, &order, category::RECOVERY)?;
@@ -433,7 +457,9 @@ fn enter_window(
     );
     match entered {
         Ok(_) => Ok(()),
-        Err(StoreError::UniqueViolation { constraint }) if constraint.contains("window_entries") => {
+        Err(StoreError::UniqueViolation { constraint })
+            if constraint.contains("window_entries") =>
+        {
             Err(BookError::AlreadyEntered {
                 window_id: signal.window_id.clone(),
                 strategy: signal.strategy.clone(),
@@ -444,7 +470,10 @@ fn enter_window(
 }
 
 /// Frees the window entry and the counters an intent holds; returns the notional freed.
-fn release_reservation(transaction: &mut (dyn Transaction + '_), intent_id: &str) -> Result<i64, BookError> {
+fn release_reservation(
+    transaction: &mut (dyn Transaction + '_),
+    intent_id: &str,
+) -> Result<i64, BookError> {
     let notional = transaction.query_int(
         "SELECT size * price FROM intents WHERE intent_id = $1",
         &[Value::from(intent_id)],
@@ -461,9 +490,14 @@ fn release_reservation(transaction: &mut (dyn Transaction + '_), intent_id: &str
 }
 
 /// Reads the breaker inside the entry transaction; a missing or unreadable row fails closed.
-pub(crate) fn ensure_breaker_closed(transaction: &mut (dyn Transaction + '_)) -> Result<(), BookError> {
+pub(crate) fn ensure_breaker_closed(
+    transaction: &mut (dyn Transaction + '_),
+) -> Result<(), BookError> {
     let row = transaction
-        .query_optional("SELECT state, reason FROM circuit_breaker WHERE id = 1", &[])
+        .query_optional(
+            "SELECT state, reason FROM circuit_breaker WHERE id = 1",
+            &[],
+        )
         .map_err(|error| BookError::BreakerUnreadable {
             detail: error.to_string(),
         })?;
@@ -484,11 +518,18 @@ fn ensure_daily_loss_ok(
     max_daily_loss: i64,
 ) -> Result<(), BookError> {
     let pnl = transaction
-        .query_optional("SELECT pnl FROM daily_limits WHERE day = $1", &[Value::Int(day)])?
+        .query_optional(
+            "SELECT pnl FROM daily_limits WHERE day = $1",
+            &[Value::Int(day)],
+        )?
         .and_then(|row| row.first().and_then(Value::as_int))
         .unwrap_or(0);
     if pnl <= -max_daily_loss {
-        return Err(BookError::DailyLossLimit { day, pnl, max_daily_loss });
+        return Err(BookError::DailyLossLimit {
+            day,
+            pnl,
+            max_daily_loss,
+        });
     }
     Ok(())
 }

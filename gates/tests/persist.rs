@@ -78,10 +78,18 @@ fn every_table_round_trips(case: &Case) -> Check {
     let placed = write_every_table(case)?;
     let dump = case.dump()?;
     for table in &dump.tables {
-        ensure!(!table.rows.is_empty(), "table {} is empty after writing every table", table.name);
+        ensure!(
+            !table.rows.is_empty(),
+            "table {} is empty after writing every table",
+            table.name
+        );
     }
     let intents = dump.table("intents");
-    let first = &intents.rows[intents.rows.iter().position(|row| intents.get(row, "intent_id").as_text() == Some(placed[0].as_str())).ok_or_else(|| harness::Failure(format!("intent {} was not stored", placed[0])))?];
+    let first = &intents.rows[intents
+        .rows
+        .iter()
+        .position(|row| intents.get(row, "intent_id").as_text() == Some(placed[0].as_str()))
+        .ok_or_else(|| harness::Failure(format!("intent {} was not stored", placed[0])))?];
     let expected = signal("w-0001", 60_000);
     for (column, value) in [
         ("strategy", Value::from(&expected.strategy)),
@@ -93,13 +101,24 @@ fn every_table_round_trips(case: &Case) -> Check {
         ("bar_t", Value::Int(expected.bar_t)),
         ("status", Value::from("completed")),
     ] {
-        ensure!(intents.get(first, column) == &value, "intents.{column} reads back {:?}, wrote {value:?}", intents.get(first, column));
+        ensure!(
+            intents.get(first, column) == &value,
+            "intents.{column} reads back {:?}, wrote {value:?}",
+            intents.get(first, column)
+        );
     }
     let positions = dump.table("positions");
-    let closed = positions.rows.iter().find(|row| positions.get(row, "status").as_text() == Some("closed"));
+    let closed = positions
+        .rows
+        .iter()
+        .find(|row| positions.get(row, "status").as_text() == Some("closed"));
     let closed = closed.ok_or_else(|| harness::Failure("no closed position".to_owned()))?;
     // 3 units bought at 4_200_000 and closed at 4_250_000.
-    ensure!(positions.get(closed, "realized_pnl") == &Value::Int(150_000), "realized pnl reads back {:?}", positions.get(closed, "realized_pnl"));
+    ensure!(
+        positions.get(closed, "realized_pnl") == &Value::Int(150_000),
+        "realized pnl reads back {:?}",
+        positions.get(closed, "realized_pnl")
+    );
     let checkpoints = dump.table("checkpoints");
     ensure!(
         checkpoints.get(&checkpoints.rows[0], "value") == &Value::from(AWKWARD_TEXT),
@@ -107,22 +126,38 @@ fn every_table_round_trips(case: &Case) -> Check {
         checkpoints.get(&checkpoints.rows[0], "value")
     );
     let audit = dump.table("breaker_audit");
-    let operators: Vec<_> = audit.rows.iter().map(|row| audit.get(row, "operator").clone()).collect();
-    ensure!(operators == vec![Value::from("alice"), Value::from("alice")], "breaker audit operators read back {operators:?}");
+    let operators: Vec<_> = audit
+        .rows
+        .iter()
+        .map(|row| audit.get(row, "operator").clone())
+        .collect();
+    ensure!(
+        operators == vec![Value::from("alice"), Value::from("alice")],
+        "breaker audit operators read back {operators:?}"
+    );
     // Extremes of the integer range survive both backends, read back on a new connection.
     let extremes = [(i64::MIN, i64::MIN), (-1, -1), (i64::MAX, i64::MAX)];
     let mut store = case.connect()?;
     let mut transaction = store.transaction(Isolation::Write)?;
     for (day, pnl) in extremes {
-        transaction.execute("INSERT INTO daily_limits (day, pnl, trade_count) VALUES ($1, $2, 0)", &[Value::Int(day), Value::Int(pnl)])?;
+        transaction.execute(
+            "INSERT INTO daily_limits (day, pnl, trade_count) VALUES ($1, $2, 0)",
+            &[Value::Int(day), Value::Int(pnl)],
+        )?;
     }
     transaction.commit()?;
     drop(store);
     let limits = case.dump()?.table("daily_limits").clone();
     for (day, pnl) in extremes {
-        let row = limits.rows.iter().find(|row| limits.get(row, "day") == &Value::Int(day));
+        let row = limits
+            .rows
+            .iter()
+            .find(|row| limits.get(row, "day") == &Value::Int(day));
         let read = row.map(|row| limits.get(row, "pnl").clone());
-        ensure!(read == Some(Value::Int(pnl)), "daily_limits.pnl wrote {pnl}, read {read:?}");
+        ensure!(
+            read == Some(Value::Int(pnl)),
+            "daily_limits.pnl wrote {pnl}, read {read:?}"
+        );
     }
     case.check_invariants(Phase::Running)
 }
@@ -134,12 +169,18 @@ fn state_survives_close_and_reopen(case: &Case) -> Check {
     drop(case.open()?);
     let after = case.dump()?;
     if let Some(difference) = before.first_difference(&after) {
-        return Err(harness::Failure(format!("the dump changed across close and reopen: {difference}")));
+        return Err(harness::Failure(format!(
+            "the dump changed across close and reopen: {difference}"
+        )));
     }
-    ensure!(before.digest() == after.digest(), "digests differ although the dumps are equal");
+    ensure!(
+        before.digest() == after.digest(),
+        "digests differ although the dumps are equal"
+    );
     if let Some(path) = case.database.sqlite_path() {
         let connection = rusqlite::Connection::open(path)?;
-        let integrity: String = connection.query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
+        let integrity: String =
+            connection.query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
         ensure!(integrity == "ok", "PRAGMA integrity_check says {integrity}");
         drop(connection);
         check_with_sqlite3_shell(path)?;
@@ -162,27 +203,51 @@ fn check_with_sqlite3_shell(path: &std::path::Path) -> Check {
         Err(error) => return Err(error.into()),
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
-    ensure!(output.status.success(), "sqlite3 failed on the book's file: {}", String::from_utf8_lossy(&output.stderr));
-    ensure!(stdout == "ok\n2\n", "sqlite3 read the book's file as {stdout:?}, expected integrity ok and 2 intents");
+    ensure!(
+        output.status.success(),
+        "sqlite3 failed on the book's file: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    ensure!(
+        stdout == "ok\n2\n",
+        "sqlite3 read the book's file as {stdout:?}, expected integrity ok and 2 intents"
+    );
     Ok(())
 }
 
 /// Submits `signal` a second time and requires the first intent back with nothing sent.
-fn submit_again(case: &Case, book: &mut dyn harness::Subject, signal: &Signal, first: &str) -> Check {
+fn submit_again(
+    case: &Case,
+    book: &mut dyn harness::Subject,
+    signal: &Signal,
+    first: &str,
+) -> Check {
     let again = book.submit(signal);
     let same = matches!(&again, Ok(Outcome::Existing { intent_id, status: IntentStatus::Completed }) if intent_id == first);
-    ensure!(same, "submitting the same signal again gave {again:?}: not the same intent {first}");
+    ensure!(
+        same,
+        "submitting the same signal again gave {again:?}: not the same intent {first}"
+    );
     let placements = case.venue.placements();
-    ensure!(placements.len() == 1, "the venue received {} placements for one signal: a second order ({placements:?})", placements.len());
+    ensure!(
+        placements.len() == 1,
+        "the venue received {} placements for one signal: a second order ({placements:?})",
+        placements.len()
+    );
     let orders = case.dump()?.table("orders").rows.len();
-    ensure!(orders == 1, "the book records {orders} orders for one signal: a second order");
+    ensure!(
+        orders == 1,
+        "the book records {orders} orders for one signal: a second order"
+    );
     Ok(())
 }
 
 fn placed_intent(outcome: Outcome) -> Result<String, harness::Failure> {
     match outcome {
         Outcome::Placed { intent_id, .. } => Ok(intent_id),
-        other => Err(harness::Failure(format!("a fresh signal must be placed, got {other:?}"))),
+        other => Err(harness::Failure(format!(
+            "a fresh signal must be placed, got {other:?}"
+        ))),
     }
 }
 
@@ -190,7 +255,10 @@ fn same_signal_twice_is_one_intent(case: &Case) -> Check {
     let mut book = case.open()?;
     let signal = signal("w-0001", 60_000);
     let first = placed_intent(book.submit(&signal)?)?;
-    ensure!(first == book.intent_id(&signal), "the placed intent id is not the signal's intent id");
+    ensure!(
+        first == book.intent_id(&signal),
+        "the placed intent id is not the signal's intent id"
+    );
     case.clock.advance(1_000);
     submit_again(case, book.as_mut(), &signal, &first)?;
     case.check_invariants(Phase::Running)
@@ -211,10 +279,26 @@ fn fresh_database_gets_every_migration(case: &Case) -> Check {
     drop(case.open()?);
     let applied = migrate::applied(case.connect()?.as_mut())?;
     let known = migrate::migrations(case.backend());
-    ensure!(applied.len() == known.len(), "{} migrations applied, {} known", applied.len(), known.len());
+    ensure!(
+        applied.len() == known.len(),
+        "{} migrations applied, {} known",
+        applied.len(),
+        known.len()
+    );
     for (row, migration) in applied.iter().zip(known) {
-        ensure!(row.version == migration.version && row.name == migration.name, "applied {row:?}, expected version {} ({})", migration.version, migration.name);
-        ensure!(row.checksum == migration.checksum(), "migration {} recorded checksum {}, embeds {}", row.version, row.checksum, migration.checksum());
+        ensure!(
+            row.version == migration.version && row.name == migration.name,
+            "applied {row:?}, expected version {} ({})",
+            migration.version,
+            migration.name
+        );
+        ensure!(
+            row.checksum == migration.checksum(),
+            "migration {} recorded checksum {}, embeds {}",
+            row.version,
+            row.checksum,
+            migration.checksum()
+        );
     }
     Ok(())
 }
@@ -223,9 +307,17 @@ fn migrations_rerun_is_a_no_op(case: &Case) -> Check {
     write_every_table(case)?;
     let before = case.dump()?;
     let report = migrate::migrate(case.connect()?.as_mut())?;
-    ensure!(report.applied_versions.is_empty(), "a re-run applied {:?}", report.applied_versions);
+    ensure!(
+        report.applied_versions.is_empty(),
+        "a re-run applied {:?}",
+        report.applied_versions
+    );
     let after = case.dump()?;
-    ensure!(before == after, "a migration re-run changed the book: {:?}", before.first_difference(&after));
+    ensure!(
+        before == after,
+        "a migration re-run changed the book: {:?}",
+        before.first_difference(&after)
+    );
     Ok(())
 }
 
@@ -235,13 +327,28 @@ fn expect_refused(case: &Case, wanted: fn(&MigrateError) -> bool, words: &str) -
     match case.open() {
         Err(BookError::Migrate(error)) if wanted(&error) => {
             let message = error.to_string();
-            ensure!(message.contains(words), "the refusal does not say {words:?}: {message}");
+            ensure!(
+                message.contains(words),
+                "the refusal does not say {words:?}: {message}"
+            );
         }
-        Err(other) => return Err(harness::Failure(format!("refused with the wrong error: {other}"))),
-        Ok(_) => return Err(harness::Failure("the book opened a database it must refuse".to_owned())),
+        Err(other) => {
+            return Err(harness::Failure(format!(
+                "refused with the wrong error: {other}"
+            )))
+        }
+        Ok(_) => {
+            return Err(harness::Failure(
+                "the book opened a database it must refuse".to_owned(),
+            ))
+        }
     }
     let after = case.dump()?;
-    ensure!(before == after, "the refused open changed the database: {:?}", before.first_difference(&after));
+    ensure!(
+        before == after,
+        "the refused open changed the database: {:?}",
+        before.first_difference(&after)
+    );
     Ok(())
 }
 
@@ -255,18 +362,29 @@ fn newer_schema_is_refused(case: &Case) -> Check {
     )?;
     transaction.commit()?;
     drop(store);
-    expect_refused(case, |error| matches!(error, MigrateError::SchemaAhead { .. }), "newer than this build supports")
+    expect_refused(
+        case,
+        |error| matches!(error, MigrateError::SchemaAhead { .. }),
+        "newer than this build supports",
+    )
 }
 
 fn checksum_drift_is_refused(case: &Case) -> Check {
     write_every_table(case)?;
     let mut store = case.connect()?;
     let mut transaction = store.transaction(Isolation::Write)?;
-    let changed = transaction.execute("UPDATE schema_migrations SET checksum = 'edited-after-apply' WHERE version = 1", &[])?;
+    let changed = transaction.execute(
+        "UPDATE schema_migrations SET checksum = 'edited-after-apply' WHERE version = 1",
+        &[],
+    )?;
     ensure!(changed == 1, "no migration 1 to tamper with");
     transaction.commit()?;
     drop(store);
-    expect_refused(case, |error| matches!(error, MigrateError::ChecksumDrift { version: 1, .. }), "changed after it was applied")
+    expect_refused(
+        case,
+        |error| matches!(error, MigrateError::ChecksumDrift { version: 1, .. }),
+        "changed after it was applied",
+    )
 }
 
 fn every_migration_steps_down(case: &Case) -> Check {
@@ -275,14 +393,23 @@ fn every_migration_steps_down(case: &Case) -> Check {
     let latest = migrate::latest_version(case.backend());
     for target in (0..latest).rev() {
         let reverted = migrate::migrate_down(store.as_mut(), target)?;
-        ensure!(reverted == vec![target + 1], "stepping down to {target} reverted {reverted:?}");
+        ensure!(
+            reverted == vec![target + 1],
+            "stepping down to {target} reverted {reverted:?}"
+        );
         let applied = migrate::applied(store.as_mut())?;
-        ensure!(applied.last().map_or(0, |row| row.version) == target, "after stepping down to {target}: {applied:?}");
+        ensure!(
+            applied.last().map_or(0, |row| row.version) == target,
+            "after stepping down to {target}: {applied:?}"
+        );
     }
     // With every down step run, the book's tables are gone.
     let mut transaction = store.transaction(Isolation::Write)?;
     let gone = transaction.query("SELECT COUNT(*) FROM intents", &[]);
-    ensure!(gone.is_err(), "table intents still exists after every down step");
+    ensure!(
+        gone.is_err(),
+        "table intents still exists after every down step"
+    );
     drop(transaction);
     drop(store);
     // And the way back up gives a working, empty book.

@@ -150,7 +150,8 @@ pub fn run_mutant(
     check: fn(&Case) -> Check,
     caught_by: &str,
 ) {
-    run(gate, backend, test, Some(mutant), Kind::Mutant, |case| match check(case) {
+    run(gate, backend, test, Some(mutant), Kind::Mutant, |case| {
+        match check(case) {
         Ok(()) => Err(Failure(format!(
             "mutant {} survived: the check passed against a deliberately broken book",
             mutant.name()
@@ -163,6 +164,7 @@ pub fn run_mutant(
             "mutant {} failed the check for another reason than expected (wanted {caught_by:?}): {message}",
             mutant.name()
         ))),
+    }
     });
 }
 
@@ -192,11 +194,18 @@ fn run(
         Ok(database) => database,
         Err(unavailable) => {
             let required = std::env::var(REQUIRE_POSTGRES_ENV).is_ok_and(|value| value == "1");
-            record.outcome = if required { Outcome::Fail } else { Outcome::Skip };
+            record.outcome = if required {
+                Outcome::Fail
+            } else {
+                Outcome::Skip
+            };
             record.detail = Some(unavailable.reason.clone());
             report::write(&record);
             if required {
-                panic!("{backend} is required ({REQUIRE_POSTGRES_ENV}=1) but unavailable: {}", unavailable.reason);
+                panic!(
+                    "{backend} is required ({REQUIRE_POSTGRES_ENV}=1) but unavailable: {}",
+                    unavailable.reason
+                );
             }
             println!("bookproof: skipped on {backend}: {}", unavailable.reason);
             return;

@@ -54,16 +54,27 @@ fn dump_table(
 ) -> Result<TableDump, StoreError> {
     let found = transaction.query(&format!("SELECT * FROM {}", spec.name), &[])?;
     let kept: Vec<usize> = (0..found.columns.len())
-        .filter(|index| !spec.excluded.iter().any(|(column, _)| *column == found.columns[*index]))
+        .filter(|index| {
+            !spec
+                .excluded
+                .iter()
+                .any(|(column, _)| *column == found.columns[*index])
+        })
         .collect();
-    let columns: Vec<String> = kept.iter().map(|index| found.columns[*index].clone()).collect();
+    let columns: Vec<String> = kept
+        .iter()
+        .map(|index| found.columns[*index].clone())
+        .collect();
     let key_indexes = spec
         .key
         .iter()
         .map(|key| {
-            columns.iter().position(|column| column == key).ok_or_else(|| StoreError::Data {
-                message: format!("table {} has no key column {key}", spec.name),
-            })
+            columns
+                .iter()
+                .position(|column| column == key)
+                .ok_or_else(|| StoreError::Data {
+                    message: format!("table {} has no key column {key}", spec.name),
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut rows: Vec<Vec<Value>> = found
@@ -133,7 +144,10 @@ impl Dump {
     pub fn first_difference(&self, other: &Dump) -> Option<String> {
         for (left, right) in self.tables.iter().zip(&other.tables) {
             if left.name != right.name {
-                return Some(format!("table order differs: {} vs {}", left.name, right.name));
+                return Some(format!(
+                    "table order differs: {} vs {}",
+                    left.name, right.name
+                ));
             }
             if left.columns != right.columns {
                 return Some(format!(
@@ -144,7 +158,9 @@ impl Dump {
                 ));
             }
             for index in 0..left.rows.len().max(right.rows.len()) {
-                let show = |row: Option<&Vec<Value>>| row.map_or("(no row)".to_owned(), |row| render_row(row));
+                let show = |row: Option<&Vec<Value>>| {
+                    row.map_or("(no row)".to_owned(), |row| render_row(row))
+                };
                 let (left_row, right_row) = (left.rows.get(index), right.rows.get(index));
                 if left_row != right_row {
                     return Some(format!(
@@ -158,7 +174,11 @@ impl Dump {
             }
         }
         if self.tables.len() != other.tables.len() {
-            return Some(format!("table count differs: {} vs {}", self.tables.len(), other.tables.len()));
+            return Some(format!(
+                "table count differs: {} vs {}",
+                self.tables.len(),
+                other.tables.len()
+            ));
         }
         None
     }

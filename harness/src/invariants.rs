@@ -15,7 +15,11 @@ pub struct Violation {
 
 impl std::fmt::Display for Violation {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(formatter, "invariant {} violated: {}", self.invariant, self.detail)
+        write!(
+            formatter,
+            "invariant {} violated: {}",
+            self.invariant, self.detail
+        )
     }
 }
 
@@ -32,17 +36,30 @@ type InvariantFn = fn(&Dump, &mut Vec<Violation>);
 
 /// The invariants that hold between any two steps.
 const ALWAYS: &[(&str, InvariantFn)] = &[
-    ("one_order_per_client_order_id", one_order_per_client_order_id),
+    (
+        "one_order_per_client_order_id",
+        one_order_per_client_order_id,
+    ),
     ("position_equals_its_fills", position_equals_its_fills),
-    ("counters_match_open_positions", counters_match_open_positions),
-    ("one_entry_per_window_and_strategy", one_entry_per_window_and_strategy),
-    ("nothing_placed_while_breaker_open", nothing_placed_while_breaker_open),
+    (
+        "counters_match_open_positions",
+        counters_match_open_positions,
+    ),
+    (
+        "one_entry_per_window_and_strategy",
+        one_entry_per_window_and_strategy,
+    ),
+    (
+        "nothing_placed_while_breaker_open",
+        nothing_placed_while_breaker_open,
+    ),
     ("event_seq_contiguous", event_seq_contiguous),
     ("completed_intent_has_order", completed_intent_has_order),
 ];
 
 /// The invariants that hold once recovery has run.
-const AFTER_RECOVERY: &[(&str, InvariantFn)] = &[("no_intent_left_executing", no_intent_left_executing)];
+const AFTER_RECOVERY: &[(&str, InvariantFn)] =
+    &[("no_intent_left_executing", no_intent_left_executing)];
 
 fn invariants(phase: Phase) -> impl Iterator<Item = &'static (&'static str, InvariantFn)> {
     let recovered: &[(&str, InvariantFn)] = match phase {
@@ -80,8 +97,12 @@ fn one_order_per_client_order_id(dump: &Dump, violations: &mut Vec<Violation>) {
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     let mut per_intent: BTreeMap<&str, usize> = BTreeMap::new();
     for row in &orders.rows {
-        *seen.entry(text(orders.get(row, "client_order_id"))).or_default() += 1;
-        *per_intent.entry(text(orders.get(row, "intent_id"))).or_default() += 1;
+        *seen
+            .entry(text(orders.get(row, "client_order_id")))
+            .or_default() += 1;
+        *per_intent
+            .entry(text(orders.get(row, "intent_id")))
+            .or_default() += 1;
     }
     for (client_order_id, count) in seen.into_iter().filter(|(_, count)| *count > 1) {
         violations.push(Violation {
@@ -107,12 +128,22 @@ fn position_equals_its_fills(dump: &Dump, violations: &mut Vec<Violation>) {
     let side_of: BTreeMap<&str, &str> = intents
         .rows
         .iter()
-        .map(|row| (text(intents.get(row, "intent_id")), text(intents.get(row, "side"))))
+        .map(|row| {
+            (
+                text(intents.get(row, "intent_id")),
+                text(intents.get(row, "side")),
+            )
+        })
         .collect();
     let intent_of_order: BTreeMap<&str, &str> = orders
         .rows
         .iter()
-        .map(|row| (text(orders.get(row, "order_id")), text(orders.get(row, "intent_id"))))
+        .map(|row| {
+            (
+                text(orders.get(row, "order_id")),
+                text(orders.get(row, "intent_id")),
+            )
+        })
         .collect();
     let mut expected: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
     for row in &fills.rows {
@@ -120,11 +151,18 @@ fn position_equals_its_fills(dump: &Dump, violations: &mut Vec<Violation>) {
         let Some(intent_id) = intent_of_order.get(order_id) else {
             violations.push(Violation {
                 invariant: "position_equals_its_fills",
-                detail: format!("fill {} belongs to no order", text(fills.get(row, "fill_id"))),
+                detail: format!(
+                    "fill {} belongs to no order",
+                    text(fills.get(row, "fill_id"))
+                ),
             });
             continue;
         };
-        let sign = if side_of.get(intent_id) == Some(&"sell") { -1 } else { 1 };
+        let sign = if side_of.get(intent_id) == Some(&"sell") {
+            -1
+        } else {
+            1
+        };
         let qty = sign * int(fills.get(row, "qty"));
         let entry = expected.entry(intent_id).or_default();
         entry.0 += qty;
@@ -132,7 +170,10 @@ fn position_equals_its_fills(dump: &Dump, violations: &mut Vec<Violation>) {
     }
     for row in &positions.rows {
         let intent_id = text(positions.get(row, "intent_id"));
-        let actual = (int(positions.get(row, "qty")), int(positions.get(row, "cost")));
+        let actual = (
+            int(positions.get(row, "qty")),
+            int(positions.get(row, "cost")),
+        );
         let wanted = expected.remove(intent_id).unwrap_or_default();
         if actual != wanted {
             violations.push(Violation {
@@ -179,17 +220,24 @@ fn counters_match_open_positions(dump: &Dump, violations: &mut Vec<Violation>) {
         });
         return;
     };
-    let (stored_count, stored_exposure) = (int(counters.get(row, "open_count")), int(counters.get(row, "exposure")));
+    let (stored_count, stored_exposure) = (
+        int(counters.get(row, "open_count")),
+        int(counters.get(row, "exposure")),
+    );
     if stored_count != open_count {
         violations.push(Violation {
             invariant: "counters_match_open_positions",
-            detail: format!("open_count is {stored_count} but {open_count} intents are executing or open"),
+            detail: format!(
+                "open_count is {stored_count} but {open_count} intents are executing or open"
+            ),
         });
     }
     if stored_exposure != exposure {
         violations.push(Violation {
             invariant: "counters_match_open_positions",
-            detail: format!("exposure is {stored_exposure} but executing and open intents hold {exposure}"),
+            detail: format!(
+                "exposure is {stored_exposure} but executing and open intents hold {exposure}"
+            ),
         });
     }
 }
@@ -198,11 +246,17 @@ fn one_entry_per_window_and_strategy(dump: &Dump, violations: &mut Vec<Violation
     let entries = dump.table("window_entries");
     let mut seen = BTreeSet::new();
     for row in &entries.rows {
-        let key = (text(entries.get(row, "window_id")), text(entries.get(row, "strategy_id")));
+        let key = (
+            text(entries.get(row, "window_id")),
+            text(entries.get(row, "strategy_id")),
+        );
         if !seen.insert(key) {
             violations.push(Violation {
                 invariant: "one_entry_per_window_and_strategy",
-                detail: format!("window {} has more than one entry for strategy {}", key.0, key.1),
+                detail: format!(
+                    "window {} has more than one entry for strategy {}",
+                    key.0, key.1
+                ),
             });
         }
     }
@@ -250,7 +304,9 @@ fn event_seq_contiguous(dump: &Dump, violations: &mut Vec<Violation>) {
         if recorded != actual {
             violations.push(Violation {
                 invariant: "event_seq_contiguous",
-                detail: format!("run {run_id}: last_seq is {recorded} but the log ends at {actual}"),
+                detail: format!(
+                    "run {run_id}: last_seq is {recorded} but the log ends at {actual}"
+                ),
             });
         }
     }
@@ -258,7 +314,11 @@ fn event_seq_contiguous(dump: &Dump, violations: &mut Vec<Violation>) {
 
 fn completed_intent_has_order(dump: &Dump, violations: &mut Vec<Violation>) {
     let (intents, orders) = (dump.table("intents"), dump.table("orders"));
-    let ordered: BTreeSet<&str> = orders.rows.iter().map(|row| text(orders.get(row, "intent_id"))).collect();
+    let ordered: BTreeSet<&str> = orders
+        .rows
+        .iter()
+        .map(|row| text(orders.get(row, "intent_id")))
+        .collect();
     for row in &intents.rows {
         let intent_id = text(intents.get(row, "intent_id"));
         if text(intents.get(row, "status")) == "completed" && !ordered.contains(intent_id) {
@@ -276,7 +336,10 @@ fn no_intent_left_executing(dump: &Dump, violations: &mut Vec<Violation>) {
         if text(intents.get(row, "status")) == "executing" {
             violations.push(Violation {
                 invariant: "no_intent_left_executing",
-                detail: format!("intent {} is still executing after recovery", text(intents.get(row, "intent_id"))),
+                detail: format!(
+                    "intent {} is still executing after recovery",
+                    text(intents.get(row, "intent_id"))
+                ),
             });
         }
     }

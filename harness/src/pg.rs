@@ -26,6 +26,9 @@ use book::store::{redact_url, PostgresOptions, PostgresStore, StoreError};
 use crate::provider::Unavailable;
 
 pub const URL_ENV: &str = "BOOKPROOF_PG_URL";
+/// Set by `cargo xtask` when it looked for a server and found none: the reason, so that
+/// every test process skips at once instead of searching again.
+pub const UNAVAILABLE_ENV: &str = "BOOKPROOF_PG_UNAVAILABLE";
 /// Prefix of every database the harness creates, and the only ones it drops.
 pub const DATABASE_PREFIX: &str = "bookproof_case_";
 /// Prefix of every temp dir that holds a throwaway cluster.
@@ -56,7 +59,9 @@ static DATABASE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// The shared server, found or started as the module documentation describes.
 pub fn server() -> Result<Arc<Server>, Unavailable> {
-    let mut shared = SHARED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut shared = SHARED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(server) = shared.upgrade() {
         return Ok(server);
     }
@@ -79,6 +84,9 @@ fn find_server() -> Result<Server, Unavailable> {
             admin_url: url,
             _cluster: None,
         });
+    }
+    if let Ok(reason) = std::env::var(UNAVAILABLE_ENV) {
+        return Err(Unavailable { reason });
     }
     let mut notes = Vec::new();
     if std::env::var_os("DATABASE_URL").is_some() {
@@ -124,10 +132,9 @@ fn docker_engine() -> Option<String> {
             // A TCP engine: try it, it is cheap.
             None => {
                 let address = host.trim_start_matches("tcp://");
-                let reachable = address
-                    .parse()
-                    .ok()
-                    .and_then(|address| std::net::TcpStream::connect_timeout(&address, Duration::from_millis(500)).ok());
+                let reachable = address.parse().ok().and_then(|address| {
+                    std::net::TcpStream::connect_timeout(&address, Duration::from_millis(500)).ok()
+                });
                 return reachable.map(|_| host);
             }
         },
@@ -154,11 +161,14 @@ impl CaseDatabase {
             std::process::id(),
             DATABASE_COUNTER.fetch_add(1, Ordering::SeqCst)
         );
-        admin(&server, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .and_then(|()| admin(&server, &format!("CREATE DATABASE {name}")))
-            .map_err(|error| Unavailable {
-                reason: format!("cannot create a database on {}: {error}", server.source),
-            })?;
+        admin(
+            &server,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        )
+        .and_then(|()| admin(&server, &format!("CREATE DATABASE {name}")))
+        .map_err(|error| Unavailable {
+            reason: format!("cannot create a database on {}: {error}", server.source),
+        })?;
         let url = with_database(&server.admin_url, &name);
         Ok(CaseDatabase { server, name, url })
     }
@@ -175,7 +185,10 @@ impl CaseDatabase {
 impl Drop for CaseDatabase {
     fn drop(&mut self) {
         debug_assert!(self.name.starts_with(DATABASE_PREFIX));
-        if let Err(error) = admin(&self.server, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)) {
+        if let Err(error) = admin(
+            &self.server,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        ) {
             eprintln!("bookproof: could not drop database {}: {error}", self.name);
         }
     }
@@ -210,22 +223,28 @@ impl LocalCluster {
     pub fn start() -> Result<LocalCluster, String> {
         for tool in ["initdb", "pg_ctl"] {
             if which(tool).is_none() {
-                return Err(format!("{tool} is not on PATH (install PostgreSQL or set {URL_ENV})"));
+                return Err(format!(
+                    "{tool} is not on PATH (install PostgreSQL or set {URL_ENV})"
+                ));
             }
         }
         sweep_stale_clusters();
         let started = Instant::now();
-        let run_as = if is_root() {
-            Some(user_ids("postgres").ok_or("running as root and there is no `postgres` user to run the server as")?)
-        } else {
-            None
-        };
+        let run_as =
+            if is_root() {
+                Some(user_ids("postgres").ok_or(
+                    "running as root and there is no `postgres` user to run the server as",
+                )?)
+            } else {
+                None
+            };
         let directory = std::env::temp_dir().join(format!(
             "{CLUSTER_DIR_PREFIX}{}-{}",
             std::process::id(),
             DATABASE_COUNTER.fetch_add(1, Ordering::SeqCst)
         ));
-        std::fs::create_dir_all(&directory).map_err(|error| format!("cannot create {}: {error}", directory.display()))?;
+        std::fs::create_dir_all(&directory)
+            .map_err(|error| format!("cannot create {}: {error}", directory.display()))?;
         std::fs::write(directory.join("owner.pid"), std::process::id().to_string())
             .map_err(|error| format!("cannot write the owner file: {error}"))?;
         let mut cluster = LocalCluster {
@@ -235,8 +254,14 @@ impl LocalCluster {
             run_as,
         };
         if let Some((uid, gid)) = run_as {
-            std::os::unix::fs::chown(&cluster.directory, Some(uid), Some(gid))
-                .map_err(|error| format!("cannot hand {} to the postgres user: {error}", cluster.directory.display()))?;
+            std::os::unix::fs::chown(&cluster.directory, Some(uid), Some(gid)).map_err(
+                |error| {
+                    format!(
+                        "cannot hand {} to the postgres user: {error}",
+                        cluster.directory.display()
+                    )
+                },
+            )?;
         }
         let data = cluster.data_dir();
         cluster.run(
@@ -318,17 +343,32 @@ impl LocalCluster {
 
     fn run(&self, tool: &str, arguments: &[&std::ffi::OsStr]) -> Result<(), String> {
         let mut command = Command::new(tool);
-        command.args(arguments).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command
+            .args(arguments)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if let Some((uid, gid)) = self.run_as {
             use std::os::unix::process::CommandExt;
             command.uid(uid).gid(gid);
         }
-        let output = command.output().map_err(|error| format!("cannot run {tool}: {error}"))?;
+        let output = command
+            .output()
+            .map_err(|error| format!("cannot run {tool}: {error}"))?;
         if output.status.success() {
             return Ok(());
         }
         let log_tail = std::fs::read_to_string(self.directory.join("server.log"))
-            .map(|log| log.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n"))
+            .map(|log| {
+                log.lines()
+                    .rev()
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
             .unwrap_or_default();
         Err(format!(
             "{tool} failed ({}): {}{}\n{log_tail}",
@@ -364,7 +404,10 @@ impl Drop for LocalCluster {
             }
         }
         if let Err(error) = std::fs::remove_dir_all(&self.directory) {
-            eprintln!("bookproof: removing {} failed: {error}", self.directory.display());
+            eprintln!(
+                "bookproof: removing {} failed: {error}",
+                self.directory.display()
+            );
         }
     }
 }
@@ -391,7 +434,14 @@ pub fn sweep_stale_clusters() {
         if data.join("postmaster.pid").exists() {
             let mut command = Command::new("pg_ctl");
             command
-                .args(["-D".as_ref(), data.as_os_str(), "-m".as_ref(), "immediate".as_ref(), "-w".as_ref(), "stop".as_ref()])
+                .args([
+                    "-D".as_ref(),
+                    data.as_os_str(),
+                    "-m".as_ref(),
+                    "immediate".as_ref(),
+                    "-w".as_ref(),
+                    "stop".as_ref(),
+                ])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
@@ -404,12 +454,16 @@ pub fn sweep_stale_clusters() {
             let _ = command.status();
         }
         let _ = std::fs::remove_dir_all(&directory);
-        eprintln!("bookproof: removed a stale cluster left by a killed run: {}", directory.display());
+        eprintln!(
+            "bookproof: removed a stale cluster left by a killed run: {}",
+            directory.display()
+        );
     }
 }
 
 fn free_port() -> Result<u16, String> {
-    let listener = TcpListener::bind("127.0.0.1:0").map_err(|error| format!("cannot find a free port: {error}"))?;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .map_err(|error| format!("cannot find a free port: {error}"))?;
     listener
         .local_addr()
         .map(|address| address.port())
@@ -426,7 +480,9 @@ fn which(tool: &str) -> Option<PathBuf> {
 fn is_root() -> bool {
     // The owner of our own /proc entry is our effective uid.
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|metadata| metadata.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|metadata| metadata.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// (uid, gid) of a user, from /etc/passwd.
@@ -448,9 +504,15 @@ mod tests {
     #[test]
     fn database_is_swapped_and_the_query_kept() {
         assert_eq!(
-            with_database("postgres://u:p@h:5432/app?sslmode=disable", "bookproof_case_1_2"),
+            with_database(
+                "postgres://u:p@h:5432/app?sslmode=disable",
+                "bookproof_case_1_2"
+            ),
             "postgres://u:p@h:5432/bookproof_case_1_2?sslmode=disable"
         );
-        assert_eq!(with_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+        assert_eq!(
+            with_database("postgres://u@h:5432", "x"),
+            "postgres://u@h:5432/x"
+        );
     }
 }

@@ -48,12 +48,18 @@ pub fn write(record: &CaseRecord) {
     let Some(directory) = std::env::var_os(RESULTS_DIR_ENV).map(PathBuf::from) else {
         return;
     };
-    let path = directory.join(format!("{}--{}--{}.json", record.gate, record.backend, record.test));
+    let path = directory.join(format!(
+        "{}--{}--{}.json",
+        record.gate, record.backend, record.test
+    ));
     let written = std::fs::create_dir_all(&directory).and_then(|()| {
         let json = serde_json::to_string_pretty(record).map_err(std::io::Error::other)?;
         std::fs::write(&path, json)
     });
     if let Err(error) = written {
-        eprintln!("bookproof: could not write case record {}: {error}", path.display());
+        eprintln!(
+            "bookproof: could not write case record {}: {error}",
+            path.display()
+        );
     }
 }

@@ -39,13 +39,16 @@ impl FromStr for Seed {
     type Err = BadSeed;
 
     fn from_str(input: &str) -> Result<Seed, BadSeed> {
-        let bad = || BadSeed { input: input.to_owned() };
+        let bad = || BadSeed {
+            input: input.to_owned(),
+        };
         let trimmed = input.trim();
         let digits = trimmed
             .strip_prefix("0x")
             .or_else(|| trimmed.strip_prefix("0X"))
             .unwrap_or(trimmed);
-        if digits.is_empty() || digits.len() > 16 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        if digits.is_empty() || digits.len() > 16 || !digits.chars().all(|c| c.is_ascii_hexdigit())
+        {
             return Err(bad());
         }
         u64::from_str_radix(digits, 16).map(Seed).map_err(|_| bad())
@@ -72,8 +75,17 @@ mod tests {
     #[test]
     fn streams_are_deterministic_and_independent() {
         let seed = Seed(42);
-        assert_eq!(seed.stream("venue").next_u64(), seed.stream("venue").next_u64());
-        assert_ne!(seed.stream("venue").next_u64(), seed.stream("scenario").next_u64());
-        assert_ne!(seed.stream("venue").next_u64(), Seed(43).stream("venue").next_u64());
+        assert_eq!(
+            seed.stream("venue").next_u64(),
+            seed.stream("venue").next_u64()
+        );
+        assert_ne!(
+            seed.stream("venue").next_u64(),
+            seed.stream("scenario").next_u64()
+        );
+        assert_ne!(
+            seed.stream("venue").next_u64(),
+            Seed(43).stream("venue").next_u64()
+        );
     }
 }

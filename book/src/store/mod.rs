@@ -159,8 +159,10 @@ pub trait Store: Send {
 
     /// Starts a transaction. Dropping it without [`Transaction::commit`] rolls it back, which
     /// is exactly what a crash does.
-    fn transaction(&mut self, isolation: Isolation)
-        -> Result<Box<dyn Transaction + '_>, StoreError>;
+    fn transaction(
+        &mut self,
+        isolation: Isolation,
+    ) -> Result<Box<dyn Transaction + '_>, StoreError>;
 }
 
 /// One open transaction. Statements use `$1`, `$2`, ... placeholders.

@@ -81,7 +81,10 @@ impl PostgresStore {
             ),
         })?;
         config.connect_timeout(Duration::from_millis(options.connect_timeout_ms));
-        config.options(&format!("-c statement_timeout={}", options.statement_timeout_ms));
+        config.options(&format!(
+            "-c statement_timeout={}",
+            options.statement_timeout_ms
+        ));
         let password = config
             .get_password()
             .map(|bytes| String::from_utf8_lossy(bytes).into_owned());
@@ -106,7 +109,8 @@ impl PostgresStore {
 
     fn reconnect_if_closed(&mut self) -> Result<(), StoreError> {
         if self.client.is_closed() {
-            self.client = connect_with_backoff(&self.config, &self.options, self.password.as_deref())?;
+            self.client =
+                connect_with_backoff(&self.config, &self.options, self.password.as_deref())?;
         }
         Ok(())
     }
@@ -146,7 +150,10 @@ impl Store for PostgresStore {
         Backend::Postgres
     }
 
-    fn transaction(&mut self, isolation: Isolation) -> Result<Box<dyn Transaction + '_>, StoreError> {
+    fn transaction(
+        &mut self,
+        isolation: Isolation,
+    ) -> Result<Box<dyn Transaction + '_>, StoreError> {
         self.reconnect_if_closed()?;
         let (level, read_only) = match isolation {
             // REPEATABLE READ: a dump sees one snapshot of every table.
@@ -228,7 +235,10 @@ impl Transaction for PostgresTransaction<'_> {
 }
 
 fn parameter_references(params: &[Value]) -> Vec<&(dyn ToSql + Sync)> {
-    params.iter().map(|value| value as &(dyn ToSql + Sync)).collect()
+    params
+        .iter()
+        .map(|value| value as &(dyn ToSql + Sync))
+        .collect()
 }
 
 fn read_value(
@@ -241,7 +251,10 @@ fn read_value(
         message: format!("column {column}: {error}"),
     };
     let value = match *column_type {
-        Type::INT8 => row.try_get::<_, Option<i64>>(index).map_err(data_error)?.map(Value::Int),
+        Type::INT8 => row
+            .try_get::<_, Option<i64>>(index)
+            .map_err(data_error)?
+            .map(Value::Int),
         Type::INT4 => row
             .try_get::<_, Option<i32>>(index)
             .map_err(data_error)?
@@ -317,7 +330,10 @@ fn map_error(error: &postgres::Error, password: Option<&str>) -> StoreError {
     let Some(database_error) = error.as_db_error() else {
         // No SQLSTATE: an I/O failure or a client-side conversion error. I/O means the
         // connection is gone.
-        return if error.source().is_some_and(|cause| cause.is::<std::io::Error>()) {
+        return if error
+            .source()
+            .is_some_and(|cause| cause.is::<std::io::Error>())
+        {
             StoreError::Connection { message }
         } else {
             StoreError::Other { message }
@@ -335,7 +351,9 @@ fn map_error(error: &postgres::Error, password: Option<&str>) -> StoreError {
         StoreError::CheckViolation { constraint }
     } else if code.code().starts_with("23") {
         StoreError::Constraint { message }
-    } else if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED {
+    } else if *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::T_R_DEADLOCK_DETECTED
+    {
         StoreError::Serialization { message }
     } else if code.code().starts_with("08")
         || *code == SqlState::ADMIN_SHUTDOWN
@@ -376,7 +394,9 @@ pub fn redact_url(url: &str) -> String {
             };
             let authority = match authority.rsplit_once('@') {
                 Some((user_info, host)) => {
-                    let user = user_info.split_once(':').map_or(user_info, |(user, _)| user);
+                    let user = user_info
+                        .split_once(':')
+                        .map_or(user_info, |(user, _)| user);
                     format!("{user}:***@{host}")
                 }
                 None => authority.to_owned(),
@@ -419,6 +439,9 @@ mod tests {
             redact_url("host=db user=trader password=s3cret dbname=book"),
             "host=db user=trader password=*** dbname=book"
         );
-        assert_eq!(redact_url("postgres://trader@db/book"), "postgres://trader@db/book");
+        assert_eq!(
+            redact_url("postgres://trader@db/book"),
+            "postgres://trader@db/book"
+        );
     }
 }

@@ -31,7 +31,10 @@ impl SqliteStore {
             .map_err(map_error)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Other {
-                message: format!("{} refused WAL mode (journal_mode is {mode})", path.display()),
+                message: format!(
+                    "{} refused WAL mode (journal_mode is {mode})",
+                    path.display()
+                ),
             });
         }
         connection
@@ -101,7 +104,10 @@ impl Transaction for SqliteTransaction<'_> {
         while let Some(row) = cursor.next().map_err(map_error)? {
             let mut values = Vec::with_capacity(column_count);
             for index in 0..column_count {
-                values.push(read_value(row.get_ref(index).map_err(map_error)?, &columns[index])?);
+                values.push(read_value(
+                    row.get_ref(index).map_err(map_error)?,
+                    &columns[index],
+                )?);
             }
             rows.push(values);
         }
@@ -176,9 +182,9 @@ fn map_error(error: rusqlite::Error) -> StoreError {
                     ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
                         StoreError::Serialization { message: detail }
                     }
-                    ErrorCode::CannotOpen | ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => {
-                        StoreError::Other { message: detail }
-                    }
+                    ErrorCode::CannotOpen
+                    | ErrorCode::NotADatabase
+                    | ErrorCode::DatabaseCorrupt => StoreError::Other { message: detail },
                     _ => StoreError::Other { message: detail },
                 },
             }

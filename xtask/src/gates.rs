@@ -1,0 +1,84 @@
+//! The gate registry: names, test targets, and what each proves.
+
+pub struct Gate {
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// False for gates the spec names that do not exist yet: asking for one is a usage
+    /// error that says so, not a silent pass.
+    pub implemented: bool,
+}
+
+pub const GATES: &[Gate] = &[
+    Gate {
+        name: "persist",
+        summary: "every table round-trips; close/reopen is byte-identical; idempotent intents; migrations refuse newer and drifted schemas",
+        implemented: true,
+    },
+    Gate {
+        name: "config",
+        summary: "config is a pure, validated function of the environment; secrets never print",
+        implemented: false,
+    },
+    Gate {
+        name: "determinism",
+        summary: "same seed, identical book; pinned seeds match their snapshots; SQLite equals PostgreSQL",
+        implemented: false,
+    },
+    Gate {
+        name: "race",
+        summary: "concurrent entries into one window: exactly one wins; limits hold under contention",
+        implemented: false,
+    },
+    Gate {
+        name: "failure-cascade",
+        summary: "venue ok + recording failed -> Unknown, breaker open, nothing more placed",
+        implemented: false,
+    },
+    Gate {
+        name: "crash",
+        summary: "a crash at every crash point, then recovery: no loss, no duplicate order",
+        implemented: false,
+    },
+    Gate {
+        name: "verify-before-act",
+        summary: "blindness trips the breaker, orphans only log, rate-limit cache rules",
+        implemented: false,
+    },
+];
+
+pub fn implemented() -> impl Iterator<Item = &'static Gate> {
+    GATES.iter().filter(|gate| gate.implemented)
+}
+
+/// The test target of a gate (`failure-cascade` -> `failure_cascade`).
+pub fn target(name: &str) -> String {
+    name.replace('-', "_")
+}
+
+/// Resolves names to gates, or says exactly what is wrong.
+pub fn resolve(names: &[String]) -> Result<Vec<&'static Gate>, String> {
+    if names.is_empty() {
+        return Ok(implemented().collect());
+    }
+    let known: Vec<&str> = implemented().map(|gate| gate.name).collect();
+    let mut chosen = Vec::new();
+    for name in names {
+        match GATES.iter().find(|gate| gate.name == name) {
+            Some(gate) if gate.implemented => chosen.push(gate),
+            Some(gate) => {
+                return Err(format!(
+                    "gate `{}` is specified but not implemented yet; implemented gates: {}",
+                    gate.name,
+                    known.join(", ")
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "unknown gate `{name}`; known gates: {}",
+                    known.join(", ")
+                ))
+            }
+        }
+    }
+    Ok(chosen)
+}

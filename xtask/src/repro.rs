@@ -1,0 +1,29 @@
+//! `cargo xtask repro GATE --backend B --test NAME --seed HEX`: reruns one case with its
+//! output shown, exactly as a failing run printed it.
+
+use crate::{verify, BackendChoice};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The gate the failure named.
+    pub gate: String,
+    /// The seed the failure printed.
+    #[arg(long)]
+    pub seed: harness::Seed,
+    #[arg(long, value_enum, default_value = "sqlite")]
+    pub backend: BackendChoice,
+    /// The case the failure named; all cases of the gate when left out.
+    #[arg(long)]
+    pub test: Option<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    verify::run(verify::Args {
+        gates: vec![args.gate],
+        backend: args.backend,
+        seed: Some(args.seed),
+        test: args.test,
+        require_postgres: args.backend != BackendChoice::Sqlite,
+        no_capture: true,
+    })
+}

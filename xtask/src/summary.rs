@@ -1,0 +1,154 @@
+//! The gate x backend table, the failures with their repro commands, and the JSON report.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context as _;
+use harness::report::{CaseRecord, Outcome};
+use serde::Serialize;
+
+use crate::nextest::{target_dir, Finished};
+
+#[derive(Debug, Serialize)]
+struct Row {
+    gate: String,
+    backend: String,
+    result: &'static str,
+    cases: usize,
+    millis: u64,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    passed: bool,
+    postgres: Option<&'a str>,
+    rows: &'a [Row],
+    cases: &'a [CaseRecord],
+}
+
+/// Prints the table for `expected` (gate, backend) pairs plus any others that reported,
+/// writes the report, and returns the exit code.
+pub fn report(
+    finished: &Finished,
+    expected: &[(String, String)],
+    require_postgres: bool,
+) -> anyhow::Result<u8> {
+    let mut grouped: BTreeMap<(String, String), Vec<&CaseRecord>> = expected
+        .iter()
+        .map(|key| (key.clone(), Vec::new()))
+        .collect();
+    for record in &finished.records {
+        grouped
+            .entry((record.gate.clone(), record.backend.clone()))
+            .or_default()
+            .push(record);
+    }
+    let rows: Vec<Row> = grouped
+        .iter()
+        .map(|((gate, backend), records)| row(gate, backend, records))
+        .collect();
+
+    println!();
+    println!(
+        "{:<18} {:<9} {:<8} {:>6} {:>9}",
+        "gate", "backend", "result", "cases", "time"
+    );
+    for row in &rows {
+        let reason = row
+            .reason
+            .as_deref()
+            .map(|reason| format!("  {reason}"))
+            .unwrap_or_default();
+        println!(
+            "{:<18} {:<9} {:<8} {:>6} {:>8.2}s{reason}",
+            row.gate,
+            row.backend,
+            row.result,
+            row.cases,
+            row.millis as f64 / 1000.0
+        );
+    }
+    if let Some(source) = &finished.postgres_source {
+        println!("\nPostgreSQL: {source}");
+    }
+    let failed: Vec<&CaseRecord> = finished
+        .records
+        .iter()
+        .filter(|record| record.outcome == Outcome::Fail)
+        .collect();
+    for record in &failed {
+        let first_line = record
+            .detail
+            .as_deref()
+            .and_then(|detail| detail.lines().next())
+            .unwrap_or("");
+        println!(
+            "\nFAILED {} on {}: {}\n  {first_line}\n  seed: {}\n  reproduce: {}",
+            record.gate, record.backend, record.test, record.seed, record.repro
+        );
+    }
+    let required_skip = require_postgres && rows.iter().any(|row| row.result == "skipped");
+    let rows_pass = rows
+        .iter()
+        .all(|row| row.result == "pass" || (row.result == "skipped" && !require_postgres));
+    let passed = finished.success && rows_pass && !required_skip;
+    if !finished.success && failed.is_empty() {
+        println!("\nThe test run failed outside the gates' cases (see the test output above).");
+    }
+    if required_skip {
+        println!("\nPostgreSQL was required (--require-postgres) but skipped.");
+    }
+
+    let path = target_dir().join("bookproof").join("report.json");
+    let report = Report {
+        passed,
+        postgres: finished.postgres_source.as_deref(),
+        rows: &rows,
+        cases: &finished.records,
+    };
+    std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!(
+        "\n{} in {:.1}s. Report: {}",
+        if passed { "All gates passed" } else { "FAILED" },
+        finished.elapsed.as_secs_f64(),
+        path.display()
+    );
+    Ok(if passed {
+        crate::exit::OK
+    } else {
+        crate::exit::GATE_FAILED
+    })
+}
+
+fn row(gate: &str, backend: &str, records: &[&CaseRecord]) -> Row {
+    let ran: Vec<&&CaseRecord> = records
+        .iter()
+        .filter(|record| record.outcome != Outcome::Skip)
+        .collect();
+    let millis = records.iter().map(|record| record.millis).sum();
+    let (result, reason) = if records.is_empty() {
+        (
+            "fail",
+            Some("no case reported (did the tests build and run?)".to_owned()),
+        )
+    } else if records.iter().any(|record| record.outcome == Outcome::Fail) {
+        let failed = records
+            .iter()
+            .filter(|record| record.outcome == Outcome::Fail)
+            .count();
+        ("fail", Some(format!("{failed} case(s) failed")))
+    } else if ran.is_empty() {
+        ("skipped", records[0].detail.clone())
+    } else {
+        ("pass", None)
+    };
+    Row {
+        gate: gate.to_owned(),
+        backend: backend.to_owned(),
+        result,
+        cases: ran.len(),
+        millis,
+        reason,
+    }
+}

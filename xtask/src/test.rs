@@ -1,0 +1,38 @@
+//! `cargo xtask test`: everything CI runs. Every test of the workspace (unit tests,
+//! repository checks, every gate on SQLite and PostgreSQL) under nextest's `ci` profile.
+//! PostgreSQL is required when `--require-postgres` is given or `CI=true`.
+
+use crate::{gates, nextest, summary, BackendChoice};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Fail instead of skipping the PostgreSQL rows when no server can be had (implied by
+    /// CI=true).
+    #[arg(long)]
+    pub require_postgres: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let require_postgres =
+        args.require_postgres || std::env::var("CI").is_ok_and(|value| value == "true");
+    let plan = nextest::Plan {
+        workspace: true,
+        gates: gates::implemented().collect(),
+        backends: BackendChoice::All.names(),
+        test: None,
+        seed: None,
+        require_postgres,
+        no_capture: false,
+    };
+    let finished = nextest::run(&plan)?;
+    let expected: Vec<(String, String)> = plan
+        .gates
+        .iter()
+        .flat_map(|gate| {
+            plan.backends
+                .iter()
+                .map(|backend| (gate.name.to_owned(), (*backend).to_owned()))
+        })
+        .collect();
+    summary::report(&finished, &expected, require_postgres)
+}

@@ -1,0 +1,60 @@
+//! `cargo xtask verify [GATE...]`
+
+use crate::{gates, nextest, summary, BackendChoice};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Gates to run (default: every implemented gate). `cargo xtask list` names them.
+    pub gates: Vec<String>,
+    /// Backends to run on. SQLite is embedded and always available; PostgreSQL comes from
+    /// BOOKPROOF_PG_URL, else a throwaway local cluster (initdb/pg_ctl on PATH), else it is
+    /// skipped with the reason.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    pub backend: BackendChoice,
+    /// Run every case with this seed (hex, as a failure prints it).
+    #[arg(long)]
+    pub seed: Option<harness::Seed>,
+    /// Only the case with this name (as a failure prints it).
+    #[arg(long)]
+    pub test: Option<String>,
+    /// Turn "PostgreSQL skipped" into a failure (CI sets this).
+    #[arg(long)]
+    pub require_postgres: bool,
+    /// Show the cases' output as they run.
+    #[arg(long)]
+    pub no_capture: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<u8> {
+    let chosen = match gates::resolve(&args.gates) {
+        Ok(chosen) => chosen,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return Ok(crate::exit::USAGE);
+        }
+    };
+    let backends = if args.require_postgres && args.backend == BackendChoice::Sqlite {
+        BackendChoice::All
+    } else {
+        args.backend
+    };
+    let plan = nextest::Plan {
+        workspace: false,
+        gates: chosen.clone(),
+        backends: backends.names(),
+        test: args.test,
+        seed: args.seed,
+        require_postgres: args.require_postgres,
+        no_capture: args.no_capture,
+    };
+    let finished = nextest::run(&plan)?;
+    let expected: Vec<(String, String)> = chosen
+        .iter()
+        .flat_map(|gate| {
+            plan.backends
+                .iter()
+                .map(|backend| (gate.name.to_owned(), (*backend).to_owned()))
+        })
+        .collect();
+    summary::report(&finished, &expected, args.require_postgres)
+}
