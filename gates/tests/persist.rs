@@ -34,6 +34,7 @@ harness::gate_tests! {
         non_idempotent_create_is_caught =>
             (NonIdempotentCreate, same_signal_twice_is_one_intent, "not the same intent"),
     ];
+    differential: [every_table_written];
 }
 
 /// Text that trips naive quoting and encoding.
@@ -72,6 +73,13 @@ fn write_every_table(case: &Case) -> Result<Vec<String>, BookError> {
     book.roll_day()?;
     book.checkpoint("last_bar", AWKWARD_TEXT)?;
     Ok(placed)
+}
+
+/// The operations of the differential check: SQLite and PostgreSQL must dump them
+/// byte-identically.
+fn every_table_written(case: &Case) -> Check {
+    write_every_table(case)?;
+    Ok(())
 }
 
 fn every_table_round_trips(case: &Case) -> Check {

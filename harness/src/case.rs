@@ -63,6 +63,25 @@ pub struct Case {
 }
 
 impl Case {
+    /// A case on a fresh database: the clock at 0, an empty venue.
+    pub fn with_database(
+        gate: &'static str,
+        test: &str,
+        seed: Seed,
+        database: Database,
+        mutant: Option<Mutant>,
+    ) -> Case {
+        Case {
+            gate,
+            test: test.to_owned(),
+            seed,
+            database,
+            clock: SimClock::starting_at(0),
+            venue: PaperVenue::new(),
+            mutant,
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         self.database.backend()
     }
@@ -168,6 +187,41 @@ pub fn run_mutant(
     });
 }
 
+/// Runs `operations` on SQLite and on PostgreSQL with the same seed and requires
+/// byte-identical canonical dumps: the differential oracle. Reported under `postgres`,
+/// the backend it needs beyond the embedded one.
+pub fn run_differential(gate: &'static str, test: &str, operations: fn(&Case) -> Check) {
+    run(
+        gate,
+        Backend::Postgres,
+        test,
+        None,
+        Kind::Check,
+        |postgres| {
+            let database = Database::create(Backend::Sqlite)
+                .map_err(|unavailable| Failure(unavailable.reason))?;
+            let sqlite = Case::with_database(gate, test, postgres.seed, database, None);
+            operations(&sqlite)?;
+            operations(postgres)?;
+            let (sqlite_dump, postgres_dump) = (sqlite.dump()?, postgres.dump()?);
+            if let Some(difference) = sqlite_dump.first_difference(&postgres_dump) {
+                return Err(Failure(format!(
+                    "SQLite (left) and PostgreSQL (right) dumps differ: {difference}"
+                )));
+            }
+            ensure!(
+                sqlite_dump.render() == postgres_dump.render(),
+                "dump texts differ although their rows are equal"
+            );
+            println!(
+                "SQLite and PostgreSQL dumps are identical: sha256 {}",
+                sqlite_dump.digest()
+            );
+            Ok(())
+        },
+    );
+}
+
 fn run(
     gate: &'static str,
     backend: Backend,
@@ -211,15 +265,7 @@ fn run(
             return;
         }
     };
-    let case = Case {
-        gate,
-        test: test.to_owned(),
-        seed,
-        database,
-        clock: SimClock::starting_at(0),
-        venue: PaperVenue::new(),
-        mutant,
-    };
+    let case = Case::with_database(gate, test, seed, database, mutant);
     let result = catch_unwind(AssertUnwindSafe(|| body(&case)))
         .unwrap_or_else(|panic| Err(Failure(format!("panicked: {}", panic_message(&panic)))));
     record.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -16,7 +16,7 @@ pub mod subject;
 pub use book;
 pub use book::store::Backend;
 
-pub use crate::case::{run_check, run_mutant, Case, Check, Failure};
+pub use crate::case::{run_check, run_differential, run_mutant, Case, Check, Failure};
 pub use crate::dump::Dump;
 pub use crate::invariants::Phase;
 pub use crate::seed::Seed;
@@ -26,7 +26,9 @@ pub use crate::subject::Subject;
 pub type SimClock = book::ManualClock;
 
 /// Declares a gate's tests: each check and each mutant test once per backend, as
-/// `sqlite::NAME` and `postgres::NAME`, so that filters can pick a backend by prefix.
+/// `sqlite::NAME` and `postgres::NAME`, and each differential (same operations on both
+/// backends, identical dumps) as `postgres_vs_sqlite::NAME`, so that filters pick a
+/// backend by prefix (`^sqlite::`, `^postgres`).
 ///
 /// ```ignore
 /// harness::gate_tests! {
@@ -43,9 +45,18 @@ macro_rules! gate_tests {
         gate: $gate:literal;
         checks: [$($check:ident),* $(,)?];
         mutants: [$($mutant_test:ident => ($mutant:ident, $target:ident, $caught_by:literal)),* $(,)?];
+        $(differential: [$($differential:ident),* $(,)?];)?
     ) => {
         $crate::gate_tests!(@backend sqlite, Sqlite, $gate, [$($check),*], [$($mutant_test => ($mutant, $target, $caught_by)),*]);
         $crate::gate_tests!(@backend postgres, Postgres, $gate, [$($check),*], [$($mutant_test => ($mutant, $target, $caught_by)),*]);
+        mod postgres_vs_sqlite {
+            $($(
+                #[test]
+                fn $differential() {
+                    $crate::run_differential($gate, stringify!($differential), super::$differential);
+                }
+            )*)?
+        }
     };
     (@backend $module:ident, $backend:ident, $gate:literal, [$($check:ident),*], [$($mutant_test:ident => ($mutant:ident, $target:ident, $caught_by:literal)),*]) => {
         mod $module {

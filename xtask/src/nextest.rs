@@ -114,8 +114,11 @@ fn nextest_command(plan: &Plan) -> Command {
                 .collect::<Vec<_>>()
                 .join(" | ")
         )];
-        if plan.backends.len() == 1 {
-            filters.push(format!("test(/^{}::/)", plan.backends[0]));
+        // `^postgres` also takes the `postgres_vs_sqlite::` differentials.
+        match plan.backends {
+            ["sqlite"] => filters.push("test(/^sqlite::/)".to_owned()),
+            ["postgres"] => filters.push("test(/^postgres/)".to_owned()),
+            _ => {}
         }
         if let Some(test) = &plan.test {
             filters.push(format!("test(/::{test}$/)"));
@@ -139,22 +142,23 @@ fn cargo_test_command(plan: &Plan) -> Command {
             command.args(["--test", &gates::target(gate.name)]);
         }
         command.arg("--");
-        let prefix = if plan.backends.len() == 1 {
-            format!("{}::", plan.backends[0])
-        } else {
-            String::new()
+        // libtest filters are substrings, or exact paths with --exact.
+        let prefixes: &[&str] = match plan.backends {
+            ["sqlite"] => &["sqlite::"],
+            ["postgres"] => &["postgres::", "postgres_vs_sqlite::"],
+            _ => &[],
         };
         match &plan.test {
-            Some(test) if !prefix.is_empty() => {
-                command.args([format!("{prefix}{test}").as_str(), "--exact"]);
+            Some(test) if !prefixes.is_empty() => {
+                command.args(prefixes.iter().map(|prefix| format!("{prefix}{test}")));
+                command.arg("--exact");
             }
             Some(test) => {
-                command.arg(test);
+                command.arg(format!("::{test}"));
             }
-            None if !prefix.is_empty() => {
-                command.arg(prefix);
+            None => {
+                command.args(prefixes.iter().copied());
             }
-            None => {}
         }
         if plan.no_capture {
             command.arg("--nocapture");
