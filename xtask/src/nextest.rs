@@ -47,8 +47,14 @@ fn nextest_available() -> bool {
         .is_ok_and(|output| output.status.success())
 }
 
+/// Where reports go: `$BOOKPROOF_OUT_DIR`, else `target/bookproof`.
+pub fn out_dir() -> PathBuf {
+    std::env::var_os("BOOKPROOF_OUT_DIR")
+        .map_or_else(|| target_dir().join("bookproof"), PathBuf::from)
+}
+
 pub fn run(plan: &Plan) -> anyhow::Result<Finished> {
-    let results = target_dir().join("bookproof").join("results");
+    let results = out_dir().join("results");
     if results.exists() {
         std::fs::remove_dir_all(&results)
             .with_context(|| format!("clearing {}", results.display()))?;

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use harness::report::{CaseRecord, Outcome};
 use serde::Serialize;
 
-use crate::nextest::{target_dir, Finished};
+use crate::nextest::{out_dir, Finished};
 
 #[derive(Debug, Serialize)]
 struct Row {
@@ -99,7 +99,7 @@ pub fn report(
         println!("\nPostgreSQL was required (--require-postgres) but skipped.");
     }
 
-    let path = target_dir().join("bookproof").join("report.json");
+    let path = out_dir().join("report.json");
     let report = Report {
         passed,
         postgres: finished.postgres_source.as_deref(),

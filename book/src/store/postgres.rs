@@ -125,9 +125,10 @@ fn connect_with_backoff(
     let mut backoff_ms = options.backoff_initial_ms;
     let mut last_error = String::new();
     for attempt in 1..=options.connect_attempts_max {
-        match config.connect(NoTls) {
-            Ok(client) => return Ok(client),
-            Err(error) => last_error = describe(&error, password),
+        match connect_once(config, options.connect_timeout_ms) {
+            Ok(Ok(client)) => return Ok(client),
+            Ok(Err(error)) => last_error = describe(&error, password),
+            Err(timeout) => last_error = timeout,
         }
         if attempt < options.connect_attempts_max {
             // A real pause between attempts against a real server, bounded by the attempt
@@ -143,6 +144,28 @@ fn connect_with_backoff(
             options.connect_attempts_max
         ),
     })
+}
+
+/// One connection attempt, bounded as a whole. The driver's `connect_timeout` bounds only
+/// the TCP connect; a server that accepts and then never answers the startup message
+/// would block forever. The attempt runs on its own thread; on timeout that thread is left
+/// to finish (or fail) on its own when the socket closes.
+fn connect_once(
+    config: &Config,
+    timeout_ms: u64,
+) -> Result<Result<Client, postgres::Error>, String> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let config = config.clone();
+    std::thread::Builder::new()
+        .name("bookproof-pg-connect".to_owned())
+        .spawn(move || {
+            // The receiver is gone after a timeout; the late result is dropped.
+            let _ = sender.send(config.connect(NoTls));
+        })
+        .map_err(|error| format!("cannot start a connection thread: {error}"))?;
+    receiver
+        .recv_timeout(Duration::from_millis(timeout_ms))
+        .map_err(|_| format!("the server accepted the connection but did not complete the handshake within {timeout_ms} ms"))
 }
 
 impl Store for PostgresStore {
