@@ -161,6 +161,9 @@ impl Book {
                     json!({
                         "config_sha": run.config_sha,
                         "dataset_sha": run.dataset_sha,
+                        "max_daily_loss": limits.max_daily_loss,
+                        "max_exposure": limits.max_exposure,
+                        "max_open": limits.max_open,
                         "mode": run.mode.as_str(),
                         "seed": format!("{:#018x}", run.seed),
                     }),

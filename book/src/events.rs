@@ -27,6 +27,18 @@ pub fn append(
     kind: &str,
     payload: serde_json::Value,
 ) -> Result<i64, StoreError> {
+    append_text(transaction, run_id, ts, category, kind, payload.to_string())
+}
+
+/// [`append`] with the payload already rendered. Only mutants render payloads themselves.
+pub fn append_text(
+    transaction: &mut (dyn Transaction + '_),
+    run_id: &str,
+    ts: i64,
+    category: &str,
+    kind: &str,
+    payload: String,
+) -> Result<i64, StoreError> {
     let seq = transaction.query_int(
         "UPDATE runs SET last_seq = last_seq + 1 WHERE run_id = $1 RETURNING last_seq",
         &[Value::from(run_id)],
@@ -39,7 +51,7 @@ pub fn append(
             Value::Int(ts),
             Value::from(category),
             Value::from(kind),
-            Value::Text(payload.to_string()),
+            Value::Text(payload),
         ],
     )?;
     Ok(seq)

@@ -12,7 +12,7 @@ use crate::book::Book;
 use crate::error::BookError;
 use crate::events::{self, category};
 use crate::intent::Signal;
-use crate::mutant::Mutant;
+use crate::mutant::{self, Mutant};
 use crate::store::{Isolation, StoreError, Transaction, Value};
 use crate::venue::{OrderRequest, VenueError, VenueOrder};
 
@@ -169,7 +169,11 @@ impl Book {
                     &[Value::from(&intent_id), Value::Int(now)],
                 )?;
             } else {
-                insert_intent(transaction, &intent_id, &run_id, signal, now)?;
+                let created_ts = match mutant {
+                    Some(Mutant::WallClockTimestamp) => mutant::wall_clock_nanos(),
+                    _ => now,
+                };
+                insert_intent(transaction, &intent_id, &run_id, signal, created_ts, now)?;
             }
             enter_window(transaction, &intent_id, signal, now)?;
             let counted = transaction.query(
@@ -192,24 +196,24 @@ impl Book {
                     Value::Int(signal.bar_t),
                 ],
             )?;
-            events::append(
-                transaction,
-                &run_id,
-                now,
-                category::INTENT,
-                "intent.reserved",
-                json!({
-                    "bar_t": signal.bar_t,
-                    "intent_id": intent_id,
-                    "price": signal.price,
-                    "resubmitted": resubmitted,
-                    "side": signal.side,
-                    "size": signal.size,
-                    "strategy": signal.strategy,
-                    "symbol": signal.symbol,
-                    "window_id": signal.window_id,
-                }),
-            )?;
+            let payload = json!({
+                "bar_t": signal.bar_t,
+                "intent_id": intent_id,
+                "params": signal.params,
+                "price": signal.price,
+                "resubmitted": resubmitted,
+                "side": signal.side,
+                "size": signal.size,
+                "strategy": signal.strategy,
+                "symbol": signal.symbol,
+                "window_id": signal.window_id,
+            });
+            let payload = match mutant {
+                Some(Mutant::HashMapPayloadOrder) => mutant::hash_map_order(&payload),
+                Some(Mutant::FloatPrice) => mutant::float_price(payload).to_string(),
+                _ => payload.to_string(),
+            };
+            events::append_text(transaction, &run_id, now, category::INTENT, "intent.reserved", payload)?;
             Ok(Reservation::Reserved { intent_id })
         })
     }
@@ -265,7 +269,14 @@ impl Book {
             let side = crate::intent::Side::parse(side).ok_or_else(|| StoreError::Data {
                 message: format!("intent {intent_id} has unknown side {side}"),
             })?;
-            let filled: i64 = order.fills.iter().map(|fill| fill.qty).sum();
+            // Count each trade once: a venue may report the same trade twice.
+            let mut trade_ids = std::collections::BTreeSet::new();
+            let filled: i64 = order
+                .fills
+                .iter()
+                .filter(|fill| trade_ids.insert(fill.trade_id.as_str()))
+                .map(|fill| fill.qty)
+                .sum();
             let order_status = if filled >= *size { "filled" } else { "open" };
             transaction.execute(
                 "INSERT INTO orders (order_id, intent_id, client_order_id, status, ts) VALUES ($1, $2, $3, $4, $5)",
@@ -282,27 +293,7 @@ impl Book {
                  VALUES ($1, $2, $3, 0, 0, 'open', NULL, NULL, $4)",
                 &[Value::from(intent_id), Value::from(strategy), Value::from(symbol), Value::Int(now)],
             )?;
-            for fill in &order.fills {
-                let inserted = transaction.execute(
-                    "INSERT INTO fills (fill_id, order_id, qty, price, ts) VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (fill_id) DO NOTHING",
-                    &[
-                        Value::from(&fill.trade_id),
-                        Value::from(&order.venue_order_id),
-                        Value::Int(fill.qty),
-                        Value::Int(fill.price),
-                        Value::Int(now),
-                    ],
-                )?;
-                if inserted == 0 {
-                    continue;
-                }
-                let signed = side.signed(fill.qty);
-                transaction.execute(
-                    "UPDATE positions SET qty = qty + $2, cost = cost + $3 WHERE intent_id = $1",
-                    &[Value::from(intent_id), Value::Int(signed), Value::Int(signed * fill.price)],
-                )?;
-            }
+            let applied = apply_fills(transaction, intent_id, &order.venue_order_id, side, &order.fills, now)?;
             transaction.execute(
                 "UPDATE intents SET status = 'completed', updated_ts = $2 WHERE intent_id = $1",
                 &[Value::from(intent_id), Value::Int(now)],
@@ -320,9 +311,7 @@ impl Book {
                 "order.recorded",
                 json!({
                     "client_order_id": order.client_order_id,
-                    "fills": order.fills.iter().map(|fill| json!({
-                        "price": fill.price, "qty": fill.qty, "trade_id": fill.trade_id,
-                    })).collect::<Vec<_>>(),
+                    "fills": fills_json(&applied),
                     "intent_id": intent_id,
                     "order_id": order.venue_order_id,
                     "status": order_status,
@@ -404,6 +393,129 @@ impl Book {
     }
 }
 
+impl Book {
+    /// Asks the venue about every order that is not fully filled yet and records the fills
+    /// it has not seen (deduplicated by trade id). Returns the number of new fills.
+    pub fn sync_fills(&mut self) -> Result<usize, BookError> {
+        let open = self.transact(Isolation::Read, |transaction| {
+            let rows = transaction.query(
+                "SELECT o.client_order_id FROM orders o WHERE o.status = 'open' ORDER BY o.order_id",
+                &[],
+            )?;
+            Ok(rows
+                .rows
+                .into_iter()
+                .filter_map(|row| row.into_iter().next())
+                .filter_map(|value| value.as_text().map(str::to_owned))
+                .collect::<Vec<_>>())
+        })?;
+        let mut synced = 0;
+        for client_order_id in open {
+            let order = self
+                .venue
+                .find_order(&client_order_id)
+                .map_err(|source| BookError::VenueUncertain {
+                    intent_id: client_order_id.clone(),
+                    source,
+                })?
+                .ok_or_else(|| StoreError::Data {
+                    message: format!("the venue no longer knows open order {client_order_id}"),
+                })?;
+            synced += self.record_new_fills(&order)?;
+        }
+        Ok(synced)
+    }
+
+    fn record_new_fills(&mut self, order: &VenueOrder) -> Result<usize, BookError> {
+        let run_id = self.options.run.run_id.clone();
+        let now = self.now_ms();
+        self.transact(Isolation::Write, |transaction| {
+            let intent = transaction.query_optional(
+                "SELECT i.intent_id, i.side, i.size FROM intents i WHERE i.intent_id = $1",
+                &[Value::from(&order.client_order_id)],
+            )?;
+            let Some([Value::Text(intent_id), Value::Text(side), Value::Int(size)]) = intent.as_deref() else {
+                return Err(BookError::Store(StoreError::Data {
+                    message: format!("order {} has no intent", order.venue_order_id),
+                }));
+            };
+            let side = crate::intent::Side::parse(side).ok_or_else(|| StoreError::Data {
+                message: format!("intent {intent_id} has unknown side {side}"),
+            })?;
+            let applied = apply_fills(transaction, intent_id, &order.venue_order_id, side, &order.fills, now)?;
+            let filled = transaction.query_int(
+                "SELECT COALESCE(SUM(qty), 0) FROM fills WHERE order_id = $1",
+                &[Value::from(&order.venue_order_id)],
+            )?;
+            let status = if filled >= *size { "filled" } else { "open" };
+            if applied.is_empty() {
+                return Ok(0);
+            }
+            transaction.execute(
+                "UPDATE orders SET status = $2 WHERE order_id = $1",
+                &[Value::from(&order.venue_order_id), Value::from(status)],
+            )?;
+            events::append(
+                transaction,
+                &run_id,
+                now,
+                category::ORDER,
+                "fills.synced",
+                json!({
+                    "fills": fills_json(&applied),
+                    "intent_id": intent_id,
+                    "order_id": order.venue_order_id,
+                    "status": status,
+                }),
+            )?;
+            Ok(applied.len())
+        })
+    }
+}
+
+/// Inserts the fills the book has not seen (by trade id) and moves the intent's position
+/// by exactly those. Returns the fills it inserted.
+fn apply_fills<'fills>(
+    transaction: &mut (dyn Transaction + '_),
+    intent_id: &str,
+    order_id: &str,
+    side: crate::intent::Side,
+    fills: &'fills [crate::venue::VenueFill],
+    now: i64,
+) -> Result<Vec<&'fills crate::venue::VenueFill>, StoreError> {
+    let mut applied = Vec::new();
+    for fill in fills {
+        let inserted = transaction.execute(
+            "INSERT INTO fills (fill_id, order_id, qty, price, ts) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (fill_id) DO NOTHING",
+            &[
+                Value::from(&fill.trade_id),
+                Value::from(order_id),
+                Value::Int(fill.qty),
+                Value::Int(fill.price),
+                Value::Int(now),
+            ],
+        )?;
+        if inserted == 0 {
+            continue;
+        }
+        let signed = side.signed(fill.qty);
+        transaction.execute(
+            "UPDATE positions SET qty = qty + $2, cost = cost + $3, updated_ts = $4 WHERE intent_id = $1",
+            &[Value::from(intent_id), Value::Int(signed), Value::Int(signed * fill.price), Value::Int(now)],
+        )?;
+        applied.push(fill);
+    }
+    Ok(applied)
+}
+
+fn fills_json(fills: &[&crate::venue::VenueFill]) -> serde_json::Value {
+    fills
+        .iter()
+        .map(|fill| json!({ "price": fill.price, "qty": fill.qty, "trade_id": fill.trade_id }))
+        .collect()
+}
+
 #[derive(Clone, Copy)]
 enum Unplaced<'reason> {
     /// The venue refused the order: the intent is `rejected`, for good.
@@ -418,11 +530,12 @@ fn insert_intent(
     intent_id: &str,
     run_id: &str,
     signal: &Signal,
+    created_ts: i64,
     now: i64,
 ) -> Result<(), StoreError> {
     transaction.execute(
         "INSERT INTO intents (intent_id, run_id, strategy, window_id, symbol, side, size, price, bar_t, status, created_ts, updated_ts) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'executing', $10, $10)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'executing', $10, $11)",
         &[
             Value::from(intent_id),
             Value::from(run_id),
@@ -433,6 +546,7 @@ fn insert_intent(
             Value::Int(signal.size),
             Value::Int(signal.price),
             Value::Int(signal.bar_t),
+            Value::Int(created_ts),
             Value::Int(now),
         ],
     )?;
