@@ -434,7 +434,9 @@ impl Book {
                 "SELECT i.intent_id, i.side, i.size FROM intents i WHERE i.intent_id = $1",
                 &[Value::from(&order.client_order_id)],
             )?;
-            let Some([Value::Text(intent_id), Value::Text(side), Value::Int(size)]) = intent.as_deref() else {
+            let Some([Value::Text(intent_id), Value::Text(side), Value::Int(size)]) =
+                intent.as_deref()
+            else {
                 return Err(BookError::Store(StoreError::Data {
                     message: format!("order {} has no intent", order.venue_order_id),
                 }));
@@ -442,7 +444,14 @@ impl Book {
             let side = crate::intent::Side::parse(side).ok_or_else(|| StoreError::Data {
                 message: format!("intent {intent_id} has unknown side {side}"),
             })?;
-            let applied = apply_fills(transaction, intent_id, &order.venue_order_id, side, &order.fills, now)?;
+            let applied = apply_fills(
+                transaction,
+                intent_id,
+                &order.venue_order_id,
+                side,
+                &order.fills,
+                now,
+            )?;
             let filled = transaction.query_int(
                 "SELECT COALESCE(SUM(qty), 0) FROM fills WHERE order_id = $1",
                 &[Value::from(&order.venue_order_id)],

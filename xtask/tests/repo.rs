@@ -128,7 +128,10 @@ fn architecture_maps_every_crate() {
 #[test]
 fn the_book_never_reads_the_wall_clock() {
     // mutant.rs holds the deliberate bugs (a wall-clock read, a float price) on purpose.
-    for entry in walk(&root().join("book/src")).into_iter().filter(|path| !path.ends_with("mutant.rs")) {
+    for entry in walk(&root().join("book/src"))
+        .into_iter()
+        .filter(|path| !path.ends_with("mutant.rs"))
+    {
         let source = std::fs::read_to_string(&entry).expect("read source");
         for forbidden in [
             "SystemTime::now",
