@@ -453,7 +453,7 @@ impl Book {
                 now,
             )?;
             let filled = transaction.query_int(
-                "SELECT COALESCE(SUM(qty), 0) FROM fills WHERE order_id = $1",
+                "SELECT CAST(COALESCE(SUM(qty), 0) AS BIGINT) FROM fills WHERE order_id = $1",
                 &[Value::from(&order.venue_order_id)],
             )?;
             let status = if filled >= *size { "filled" } else { "open" };

@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
 use book::store::{Backend, Store, StoreError};
-use book::{BookError, BookOptions, Limits, Mode, Mutant, PaperVenue, RunSpec};
+use book::{BookError, BookOptions, Limits, Mode, Mutant, RunSpec};
 
 use crate::dump::{self, Dump};
 use crate::invariants::{self, Phase};
@@ -14,6 +14,7 @@ use crate::provider::Database;
 use crate::report::{self, CaseRecord, Kind, Outcome};
 use crate::seed::Seed;
 use crate::subject::{self, Subject};
+use crate::venue::SimVenue;
 use crate::SimClock;
 
 pub const SEED_ENV: &str = "BOOKPROOF_SEED";
@@ -58,7 +59,7 @@ pub struct Case {
     pub database: Database,
     pub clock: SimClock,
     /// The venue's state outlives every book opened on this case (as a real exchange does).
-    pub venue: PaperVenue,
+    pub venue: SimVenue,
     pub mutant: Option<Mutant>,
 }
 
@@ -77,13 +78,17 @@ impl Case {
             seed,
             database,
             clock: SimClock::starting_at(0),
-            venue: PaperVenue::new(),
+            venue: SimVenue::new(),
             mutant,
         }
     }
 
     pub fn backend(&self) -> Backend {
         self.database.backend()
+    }
+
+    pub fn clock_now(&self) -> i64 {
+        book::Clock::now_ms(&self.clock)
     }
 
     /// The book's options for this case: a run derived from the seed, default limits.

@@ -9,9 +9,13 @@ pub mod dump;
 pub mod invariants;
 pub mod pg;
 pub mod provider;
+pub mod rebuild;
 pub mod report;
+pub mod runner;
+pub mod scenario;
 pub mod seed;
 pub mod subject;
+pub mod venue;
 
 pub use book;
 pub use book::store::Backend;

@@ -16,6 +16,8 @@ pub trait Subject {
     fn roll_day(&mut self) -> Result<(), BookError>;
     fn checkpoint(&mut self, name: &str, value: &str) -> Result<(), BookError>;
     fn recover(&mut self) -> Result<RecoveryReport, BookError>;
+    /// Records fills the venue has and the subject has not seen; returns how many.
+    fn sync_fills(&mut self) -> Result<usize, BookError>;
     /// The id the subject gives a signal's intent (and sends as client order id).
     fn intent_id(&self, signal: &Signal) -> String;
 }
@@ -51,6 +53,10 @@ impl Subject for Book {
 
     fn recover(&mut self) -> Result<RecoveryReport, BookError> {
         Book::recover(self)
+    }
+
+    fn sync_fills(&mut self) -> Result<usize, BookError> {
+        Book::sync_fills(self)
     }
 
     fn intent_id(&self, signal: &Signal) -> String {

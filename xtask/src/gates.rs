@@ -22,7 +22,7 @@ pub const GATES: &[Gate] = &[
     Gate {
         name: "determinism",
         summary: "same seed, identical book; pinned seeds match their snapshots; SQLite equals PostgreSQL",
-        implemented: false,
+        implemented: true,
     },
     Gate {
         name: "race",

@@ -1,0 +1,179 @@
+//! The simulated venue: the only mock, at the execution boundary. Deterministic: fills come
+//! from its own ChaCha stream (derived from the case's seed), faults from a plan the
+//! scenario arms one call at a time. Its state is shared by clones and so survives the book
+//! that used it, as an exchange outlives a crashed trading process.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use book::venue::{OrderRequest, Venue, VenueError, VenueFill, VenueOrder, VenuePosition};
+use rand_chacha::rand_core::RngCore;
+use rand_chacha::ChaCha8Rng;
+
+use crate::seed::Seed;
+
+/// What the next `place` call does instead of a plain acceptance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// Refuse the order: final.
+    Reject,
+    /// Accept the order, then time out: the book cannot know it was accepted.
+    TimeoutAfterAccept,
+    /// 429 or 503: not accepted.
+    RateLimited { status: u16 },
+    /// HTTP 500 before accepting.
+    Internal,
+    /// Accept, and report the first fill twice (same trade id).
+    ReplayFill,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SimVenue {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Draws fill sizes. None: every order fills completely at once.
+    fills: Option<ChaCha8Rng>,
+    orders: BTreeMap<String, VenueOrder>,
+    /// Client order ids of every `place` call, in order.
+    placements: Vec<String>,
+    armed: Option<Fault>,
+}
+
+impl SimVenue {
+    /// A venue that fills every order completely at its limit price, with no faults.
+    pub fn new() -> SimVenue {
+        SimVenue::default()
+    }
+
+    /// A venue whose fills are partial at times, drawn from `seed`'s `venue` stream.
+    pub fn with_partial_fills(seed: Seed) -> SimVenue {
+        let venue = SimVenue::default();
+        venue.lock().fills = Some(seed.stream("venue"));
+        venue
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next `place` call fails (or misbehaves) as `fault` says.
+    pub fn arm(&self, fault: Fault) {
+        self.lock().armed = Some(fault);
+    }
+
+    /// Client order ids of every `place` call so far, in order.
+    pub fn placements(&self) -> Vec<String> {
+        self.lock().placements.clone()
+    }
+
+    /// Client order ids the venue holds an order for, sorted.
+    pub fn orders(&self) -> Vec<String> {
+        self.lock().orders.keys().cloned().collect()
+    }
+
+    /// Fills the rest of every partly filled order (the market traded through).
+    pub fn fill_open_orders(&self) {
+        let mut state = self.lock();
+        for order in state.orders.values_mut() {
+            let filled: i64 = distinct_qty(&order.fills);
+            if filled < order.size {
+                let price = order.fills.first().map_or(1, |fill| fill.price);
+                let number = order.fills.len() + 1;
+                order.fills.push(VenueFill {
+                    trade_id: format!("T-{}-{number}", order.client_order_id),
+                    qty: order.size - filled,
+                    price,
+                });
+            }
+        }
+    }
+}
+
+fn distinct_qty(fills: &[VenueFill]) -> i64 {
+    let mut seen = std::collections::BTreeSet::new();
+    fills
+        .iter()
+        .filter(|fill| seen.insert(fill.trade_id.as_str()))
+        .map(|fill| fill.qty)
+        .sum()
+}
+
+impl Venue for SimVenue {
+    fn place(&mut self, request: &OrderRequest) -> Result<VenueOrder, VenueError> {
+        let mut state = self.lock();
+        state.placements.push(request.client_order_id.clone());
+        let fault = state.armed.take();
+        match fault {
+            Some(Fault::Reject) => {
+                return Err(VenueError::Rejected {
+                    reason: "simulated rejection".to_owned(),
+                })
+            }
+            Some(Fault::RateLimited { status }) => return Err(VenueError::RateLimited { status }),
+            Some(Fault::Internal) => return Err(VenueError::Internal { status: 500 }),
+            _ => {}
+        }
+        if let Some(existing) = state.orders.get(&request.client_order_id) {
+            // Like real venues: a repeated client order id is the same order.
+            return Ok(existing.clone());
+        }
+        // With partial fills on, about half the orders fill partly at first. The draw
+        // happens for every order, so one order's size does not shift the stream.
+        let partial = state
+            .fills
+            .as_mut()
+            .is_some_and(|rng| rng.next_u32() % 2 == 0);
+        let first_qty = if partial && request.size > 1 {
+            request.size / 2
+        } else {
+            request.size
+        };
+        let order = VenueOrder {
+            venue_order_id: format!("V-{}", request.client_order_id),
+            client_order_id: request.client_order_id.clone(),
+            symbol: request.symbol.clone(),
+            side: request.side,
+            size: request.size,
+            fills: vec![VenueFill {
+                trade_id: format!("T-{}-1", request.client_order_id),
+                qty: first_qty,
+                price: request.price,
+            }],
+        };
+        state
+            .orders
+            .insert(request.client_order_id.clone(), order.clone());
+        match fault {
+            Some(Fault::TimeoutAfterAccept) => Err(VenueError::Timeout),
+            Some(Fault::ReplayFill) => {
+                let mut replayed = order;
+                replayed.fills.push(replayed.fills[0].clone());
+                Ok(replayed)
+            }
+            _ => Ok(order),
+        }
+    }
+
+    fn find_order(&mut self, client_order_id: &str) -> Result<Option<VenueOrder>, VenueError> {
+        Ok(self.lock().orders.get(client_order_id).cloned())
+    }
+
+    fn positions(&mut self) -> Result<Vec<VenuePosition>, VenueError> {
+        let state = self.lock();
+        let mut net: BTreeMap<&str, i64> = BTreeMap::new();
+        for order in state.orders.values() {
+            *net.entry(&order.symbol).or_default() += order.side.signed(distinct_qty(&order.fills));
+        }
+        Ok(net
+            .into_iter()
+            .filter(|(_, qty)| *qty != 0)
+            .map(|(symbol, qty)| VenuePosition {
+                symbol: symbol.to_owned(),
+                qty,
+            })
+            .collect())
+    }
+}
