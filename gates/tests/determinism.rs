@@ -187,7 +187,7 @@ fn seed_sweep(case: &Case) -> Check {
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "sweep: {count} seeds x 2 runs on {} in {seconds:.2} s ({:.1} seeds/s), {checks} invariant checks per run set",
+        "sweep: {count} seeds x 2 runs on {} in {seconds:.2} s ({:.1} seeds/s), {checks} invariant evaluations in the first runs",
         case.backend(),
         count as f64 / seconds
     );

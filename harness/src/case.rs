@@ -146,7 +146,10 @@ impl Case {
 }
 
 pub fn repro_command(gate: &str, backend: Backend, test: &str, seed: Seed) -> String {
-    format!("cargo xtask repro {gate} --backend {backend} --test {test} --seed {seed}")
+    let steps = std::env::var(crate::scenario::STEPS_ENV)
+        .map(|steps| format!(" --steps {}", steps.trim()))
+        .unwrap_or_default();
+    format!("cargo xtask repro {gate} --backend {backend} --test {test} --seed {seed}{steps}")
 }
 
 fn seed_from_env() -> Seed {

@@ -18,6 +18,8 @@ pub struct Plan {
     pub backends: &'static [&'static str],
     pub test: Option<String>,
     pub seed: Option<harness::Seed>,
+    pub seeds: Option<u64>,
+    pub steps: Option<u64>,
     pub require_postgres: bool,
     pub no_capture: bool,
 }
@@ -72,6 +74,12 @@ pub fn run(plan: &Plan) -> anyhow::Result<Finished> {
         .env(RESULTS_DIR_ENV, &results);
     if let Some(seed) = plan.seed {
         command.env(harness::case::SEED_ENV, seed.to_string());
+    }
+    if let Some(seeds) = plan.seeds {
+        command.env("BOOKPROOF_SEEDS", seeds.to_string());
+    }
+    if let Some(steps) = plan.steps {
+        command.env(harness::scenario::STEPS_ENV, steps.to_string());
     }
     if plan.require_postgres {
         command.env(harness::case::REQUIRE_POSTGRES_ENV, "1");

@@ -12,6 +12,9 @@ pub struct Args {
     pub seed: harness::Seed,
     #[arg(long, value_enum, default_value = "sqlite")]
     pub backend: BackendChoice,
+    /// The scenario size the failure ran with, if it was not the default.
+    #[arg(long)]
+    pub steps: Option<u64>,
     /// The case the failure named; all cases of the gate when left out.
     #[arg(long)]
     pub test: Option<String>,
@@ -22,6 +25,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         gates: vec![args.gate],
         backend: args.backend,
         seed: Some(args.seed),
+        seeds: None,
+        steps: args.steps,
         test: args.test,
         require_postgres: args.backend != BackendChoice::Sqlite,
         no_capture: true,

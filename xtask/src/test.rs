@@ -21,6 +21,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         backends: BackendChoice::All.names(),
         test: None,
         seed: None,
+        seeds: None,
+        steps: None,
         require_postgres,
         no_capture: false,
     };

@@ -14,6 +14,12 @@ pub struct Args {
     /// Run every case with this seed (hex, as a failure prints it).
     #[arg(long)]
     pub seed: Option<harness::Seed>,
+    /// Seeds for sweeps (the determinism gate's `seed_sweep`), with a progress bar.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub seeds: Option<u64>,
+    /// The most steps a generated scenario has (default 40).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub steps: Option<u64>,
     /// Only the case with this name (as a failure prints it).
     #[arg(long)]
     pub test: Option<String>,
@@ -44,8 +50,11 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         backends: backends.names(),
         test: args.test,
         seed: args.seed,
+        seeds: args.seeds,
+        steps: args.steps,
         require_postgres: args.require_postgres,
-        no_capture: args.no_capture,
+        // A sweep shows its progress bar.
+        no_capture: args.no_capture || args.seeds.is_some(),
     };
     let finished = nextest::run(&plan)?;
     let expected: Vec<(String, String)> = chosen
