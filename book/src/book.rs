@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::clock::{Clock, DAY_MS};
+use crate::crash::{CrashPlan, Moment};
 use crate::error::BookError;
 use crate::events::{self, category};
 use crate::intent::{self, Signal};
@@ -71,6 +72,8 @@ pub struct BookOptions {
     pub limits: Limits,
     /// `None` in production. See [`Mutant`].
     pub mutant: Option<Mutant>,
+    /// `None` in production: every crash point is inert. See [`CrashPlan`].
+    pub crash_plan: Option<CrashPlan>,
 }
 
 pub struct Book {
@@ -129,7 +132,7 @@ impl Book {
         let run = self.options.run.clone();
         let limits = self.options.limits;
         let now = self.now_ms();
-        self.transact(Isolation::Write, |transaction| {
+        self.transact(Isolation::Write, "open", |transaction| {
             let inserted = transaction.execute(
                 "INSERT INTO runs (run_id, mode, dataset_sha, config_sha, seed, status, last_seq) \
                  VALUES ($1, $2, $3, $4, $5, 'running', 0) ON CONFLICT (run_id) DO NOTHING",
@@ -208,16 +211,30 @@ impl Book {
     /// once, then becomes `SerializationConflict`; a connection that broke before commit is
     /// replaced and the transaction rerun, a bounded number of times. Nothing else is
     /// retried: constraint and syntax errors are answers, not accidents.
+    ///
+    /// Every write transaction passes two crash points, `NAME.before_commit` (the work is
+    /// done, nothing is committed: a crash rolls it back) and `NAME.after_commit`.
     pub(crate) fn transact<T>(
         &mut self,
         isolation: Isolation,
+        name: &'static str,
         mut work: impl FnMut(&mut (dyn Transaction + '_)) -> Result<T, BookError>,
     ) -> Result<T, BookError> {
+        let crash_plan = match isolation {
+            Isolation::Read => None,
+            Isolation::Write | Isolation::Serializable => self.options.crash_plan.clone(),
+        };
         let mut serialization_retries = 0;
         let mut connection_retries = 0;
         let mut backoff_ms = CONNECTION_BACKOFF_INITIAL_MS;
         loop {
-            match attempt(self.store.as_mut(), isolation, &mut work) {
+            match attempt(
+                self.store.as_mut(),
+                isolation,
+                name,
+                crash_plan.as_ref(),
+                &mut work,
+            ) {
                 Err(BookError::Store(StoreError::Serialization { message })) => {
                     if serialization_retries >= SERIALIZATION_RETRIES_MAX {
                         return Err(BookError::SerializationConflict { message });
@@ -249,10 +266,19 @@ impl Book {
 fn attempt<T>(
     store: &mut dyn Store,
     isolation: Isolation,
+    name: &'static str,
+    crash_plan: Option<&CrashPlan>,
     work: &mut impl FnMut(&mut (dyn Transaction + '_)) -> Result<T, BookError>,
 ) -> Result<T, BookError> {
     let mut transaction = store.transaction(isolation)?;
     let value = work(transaction.as_mut())?;
+    if let Some(plan) = crash_plan {
+        // Returning drops the open transaction: it rolls back, as after a real crash.
+        plan.hit(name, Moment::BeforeCommit)?;
+    }
     transaction.commit()?;
+    if let Some(plan) = crash_plan {
+        plan.hit(name, Moment::AfterCommit)?;
+    }
     Ok(value)
 }

@@ -50,7 +50,7 @@ impl Book {
         };
         let run_id = self.options.run.run_id.clone();
         let now = self.now_ms();
-        self.transact(Isolation::Write, |transaction| {
+        self.transact(Isolation::Write, "breaker.trip", |transaction| {
             let before = read_state(transaction)?;
             transaction.execute(
                 "UPDATE circuit_breaker SET state = 'OPEN', reason = $1, failure_count = failure_count + 1, updated_ts = $2 WHERE id = 1",
@@ -77,7 +77,7 @@ impl Book {
         }
         let run_id = self.options.run.run_id.clone();
         let now = self.now_ms();
-        self.transact(Isolation::Write, |transaction| {
+        self.transact(Isolation::Write, "breaker.reset", |transaction| {
             let open_orders =
                 transaction.query_int("SELECT COUNT(*) FROM orders WHERE status = 'open'", &[])?;
             if open_orders > 0 {
@@ -104,7 +104,9 @@ impl Book {
     }
 
     pub fn breaker(&mut self) -> Result<BreakerState, BookError> {
-        self.transact(Isolation::Read, |transaction| Ok(read_state(transaction)?))
+        self.transact(Isolation::Read, "read", |transaction| {
+            Ok(read_state(transaction)?)
+        })
     }
 }
 

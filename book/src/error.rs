@@ -55,6 +55,9 @@ pub enum BookError {
     OpenOrders { open_orders: i64 },
     #[error("no open position for intent {intent_id}")]
     NoOpenPosition { intent_id: String },
+    /// An armed crash point fired (tests only): everything after it did not happen.
+    #[error(transparent)]
+    Crashed(#[from] crate::crash::Crashed),
     #[error(transparent)]
     Migrate(#[from] MigrateError),
     #[error(transparent)]

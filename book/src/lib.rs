@@ -9,6 +9,7 @@
 mod book;
 pub mod breaker;
 pub mod clock;
+pub mod crash;
 pub mod error;
 pub mod events;
 pub mod intent;
@@ -23,6 +24,7 @@ pub mod writeahead;
 pub use crate::book::{Book, BookOptions, Limits, Mode, RunSpec};
 pub use crate::breaker::{BreakerState, TripReason};
 pub use crate::clock::{Clock, ManualClock};
+pub use crate::crash::{CrashPlan, CrashSite, Crashed};
 pub use crate::error::BookError;
 pub use crate::intent::{Side, Signal};
 pub use crate::mutant::Mutant;

@@ -23,7 +23,7 @@ impl Book {
         let run_id = self.options.run.run_id.clone();
         let now = self.now_ms();
         let today = self.today();
-        self.transact(Isolation::Write, |transaction| {
+        self.transact(Isolation::Write, "close", |transaction| {
             let row = transaction.query_optional(
                 "SELECT p.qty, p.cost, i.size * i.price FROM positions p JOIN intents i ON i.intent_id = p.intent_id \
                  WHERE p.intent_id = $1 AND p.status = 'open'",
@@ -68,7 +68,7 @@ impl Book {
         let run_id = self.options.run.run_id.clone();
         let now = self.now_ms();
         let today = self.today();
-        self.transact(Isolation::Write, |transaction| {
+        self.transact(Isolation::Write, "day.roll", |transaction| {
             let created = transaction.execute(
                 "INSERT INTO daily_limits (day, pnl, trade_count) VALUES ($1, 0, 0) ON CONFLICT (day) DO NOTHING",
                 &[Value::Int(today)],
@@ -82,7 +82,7 @@ impl Book {
 
     pub fn daily_limits(&mut self) -> Result<DailyLimits, BookError> {
         let day = self.today();
-        self.transact(Isolation::Read, |transaction| {
+        self.transact(Isolation::Read, "read", |transaction| {
             let row = transaction.query_optional(
                 "SELECT pnl, trade_count FROM daily_limits WHERE day = $1",
                 &[Value::Int(day)],
@@ -106,7 +106,7 @@ impl Book {
     pub fn checkpoint(&mut self, name: &str, value: &str) -> Result<(), BookError> {
         let run_id = self.options.run.run_id.clone();
         let now = self.now_ms();
-        self.transact(Isolation::Write, |transaction| {
+        self.transact(Isolation::Write, "checkpoint", |transaction| {
             transaction.execute(
                 "INSERT INTO checkpoints (name, value, ts) VALUES ($1, $2, $3) \
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value, ts = excluded.ts",
@@ -126,7 +126,7 @@ impl Book {
 
     /// The value of a checkpoint, if written.
     pub fn read_checkpoint(&mut self, name: &str) -> Result<Option<String>, BookError> {
-        self.transact(Isolation::Read, |transaction| {
+        self.transact(Isolation::Read, "read", |transaction| {
             let row = transaction.query_optional(
                 "SELECT value FROM checkpoints WHERE name = $1",
                 &[Value::from(name)],

@@ -100,7 +100,13 @@ impl Book {
             size: signal.size,
             price: signal.price,
         };
-        match self.venue.place(&request) {
+        let placed = self.venue.place(&request);
+        if let Some(plan) = &self.options.crash_plan {
+            // Between the venue call and the confirm: the order may exist at the venue
+            // while the book only knows an executing intent.
+            plan.point("act.after_venue".to_owned())?;
+        }
+        match placed {
             Ok(order) => {
                 let order_id = self.confirm_or_halt(&intent_id, &order, category::ORDER)?;
                 Ok(Outcome::Placed {
@@ -132,7 +138,7 @@ impl Book {
         let mutant = self.options.mutant;
         let now = self.now_ms();
         let today = self.today();
-        self.transact(Isolation::Serializable, |transaction| {
+        self.transact(Isolation::Serializable, "reserve", |transaction| {
             ensure_breaker_closed(transaction)?;
             ensure_daily_loss_ok(transaction, today, max_daily_loss)?;
             let mut intent_id = intent_id.clone();
@@ -228,6 +234,8 @@ impl Book {
     ) -> Result<String, BookError> {
         match self.confirm(intent_id, order, event_category) {
             Ok(()) => Ok(order.venue_order_id.clone()),
+            // A crash stops everything, the halt logic included.
+            Err(crashed @ BookError::Crashed(_)) => Err(crashed),
             Err(error) => {
                 let detail = error.to_string();
                 self.halted = Some(format!("recording intent {intent_id} failed: {detail}"));
@@ -252,7 +260,7 @@ impl Book {
         let run_id = self.options.run.run_id.clone();
         let now = self.now_ms();
         let today = self.today();
-        self.transact(Isolation::Write, |transaction| {
+        self.transact(Isolation::Write, "confirm", |transaction| {
             let intent = transaction
                 .query_optional(
                     "SELECT strategy, symbol, side, size FROM intents WHERE intent_id = $1 AND status = 'executing'",
@@ -324,7 +332,7 @@ impl Book {
     fn settle_unplaced(&mut self, intent_id: &str, how: Unplaced<'_>) -> Result<(), BookError> {
         let run_id = self.options.run.run_id.clone();
         let now = self.now_ms();
-        self.transact(Isolation::Write, |transaction| {
+        self.transact(Isolation::Write, "settle", |transaction| {
             let (status, event_category, kind, reason) = match how {
                 Unplaced::Rejected(reason) => {
                     ("rejected", category::INTENT, "intent.rejected", reason)
@@ -357,7 +365,7 @@ impl Book {
     /// order -> confirm it from the venue's record; the venue does not -> release the
     /// reservation and return the intent to `pending`. Never re-places.
     pub fn recover(&mut self) -> Result<RecoveryReport, BookError> {
-        let executing = self.transact(Isolation::Read, |transaction| {
+        let executing = self.transact(Isolation::Read, "read", |transaction| {
             let rows = transaction.query(
                 "SELECT intent_id FROM intents WHERE status = 'executing' ORDER BY intent_id",
                 &[],
@@ -397,7 +405,7 @@ impl Book {
     /// Asks the venue about every order that is not fully filled yet and records the fills
     /// it has not seen (deduplicated by trade id). Returns the number of new fills.
     pub fn sync_fills(&mut self) -> Result<usize, BookError> {
-        let open = self.transact(Isolation::Read, |transaction| {
+        let open = self.transact(Isolation::Read, "read", |transaction| {
             let rows = transaction.query(
                 "SELECT o.client_order_id FROM orders o WHERE o.status = 'open' ORDER BY o.order_id",
                 &[],
@@ -429,7 +437,7 @@ impl Book {
     fn record_new_fills(&mut self, order: &VenueOrder) -> Result<usize, BookError> {
         let run_id = self.options.run.run_id.clone();
         let now = self.now_ms();
-        self.transact(Isolation::Write, |transaction| {
+        self.transact(Isolation::Write, "fills", |transaction| {
             let intent = transaction.query_optional(
                 "SELECT i.intent_id, i.side, i.size FROM intents i WHERE i.intent_id = $1",
                 &[Value::from(&order.client_order_id)],

@@ -103,6 +103,7 @@ impl Case {
             },
             limits: Limits::default(),
             mutant: self.mutant,
+            crash_plan: None,
         }
     }
 
