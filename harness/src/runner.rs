@@ -1,14 +1,18 @@
 //! Drives a subject through a scenario step by step, checks every invariant after every
-//! step, and writes a trace a person can read.
+//! step, and writes a trace a person can read. With a crash plan, a step that crashes the
+//! book is followed by a restart on the same database (the venue's state intact), a
+//! recovery, and the re-delivery of the step where a real engine would re-deliver it.
 
-use book::{BookError, Outcome, Signal, TripReason};
+use book::crash::CrashSite;
+use book::{BookError, CrashPlan, Outcome, Signal, TripReason};
 
 use crate::case::{Case, Failure};
 use crate::dump::Dump;
-use crate::invariants::{self, Phase};
+use crate::invariants::{self, Phase, Violation};
 use crate::provider::Database;
 use crate::scenario::Step;
 use crate::seed::Seed;
+use crate::subject::Subject;
 use crate::venue::SimVenue;
 
 /// What a run produced.
@@ -20,6 +24,8 @@ pub struct Run {
     pub dump: Dump,
     /// Invariant checks evaluated (invariants x dumps).
     pub invariant_checks: usize,
+    /// Where the book crashed, if a plan made it.
+    pub crashed_at: Option<CrashSite>,
 }
 
 /// A new case like `template` (gate, backend, mutant) on a fresh database, for `seed`, with
@@ -44,57 +50,158 @@ pub fn run_seed(template: &Case, seed: Seed, steps: &[Step]) -> Result<Run, Fail
 }
 
 pub fn run_scenario(case: &Case, steps: &[Step]) -> Result<Run, Failure> {
-    let mut subject = case.open()?;
-    let mut trace = Vec::with_capacity(steps.len() + 1);
+    run_with_plan(case, steps, None)
+}
+
+/// Opens the subject; a crash while opening is followed by one more open (the plan has
+/// fired and is inert by then).
+fn open(
+    case: &Case,
+    plan: Option<&CrashPlan>,
+    trace: &mut Vec<String>,
+) -> Result<Box<dyn Subject>, Failure> {
+    let mut options = case.options();
+    options.crash_plan = plan.cloned();
+    match case.open_with(options.clone()) {
+        Err(BookError::Crashed(crashed)) => {
+            trace.push(format!("  0. open -> CRASH at {}", crashed.site));
+            Ok(case.open_with(options)?)
+        }
+        other => Ok(other?),
+    }
+}
+
+pub fn run_with_plan(
+    case: &Case,
+    steps: &[Step],
+    plan: Option<&CrashPlan>,
+) -> Result<Run, Failure> {
+    let mut trace = Vec::with_capacity(steps.len() + 3);
+    let mut subject = open(case, plan, &mut trace)?;
     let mut signals: Vec<Signal> = Vec::new();
     let mut invariant_checks = 0;
     for (index, step) in steps.iter().enumerate() {
         let number = index + 1;
-        let result = apply(case, subject.as_mut(), step, &mut signals)
-            .map_err(|error| Failure(format!("step {number} ({step}) failed: {error}")))?;
-        trace.push(format!("{number:>3}. {step} -> {result}"));
-        let dump = case.dump()?;
-        let violations = invariants::check(&dump, Phase::Running);
-        invariant_checks += invariants::names(Phase::Running).len();
-        if let Some(violation) = violations.first() {
-            return Err(Failure(format!(
-                "after step {number} ({step}): {violation}\ntrace:\n{}",
+        let failed = |error: BookError, trace: &[String]| {
+            Failure(format!(
+                "step {number} ({step}) failed: {error}\ntrace:\n{}",
                 trace.join("\n")
-            )));
+            ))
+        };
+        world(case, step);
+        match operate(case, subject.as_mut(), step, &mut signals) {
+            Ok(result) => trace.push(format!("{number:>3}. {step} -> {result}")),
+            Err(BookError::Crashed(crashed)) => {
+                trace.push(format!("{number:>3}. {step} -> CRASH at {}", crashed.site));
+                // The process is gone: connections close, open transactions roll back.
+                drop(subject);
+                let mut options = case.options();
+                options.crash_plan = plan.cloned();
+                subject = case.open_with(options)?;
+                let report = subject.recover().map_err(|error| failed(error, &trace))?;
+                trace.push(format!(
+                    "     restart: recover -> confirmed {:?}, released {:?}",
+                    report.confirmed, report.released
+                ));
+                invariant_checks += check(
+                    case,
+                    Phase::Recovered,
+                    &trace,
+                    &format!("the restart after step {number}"),
+                )?;
+                if redelivered(step, &crashed.site) {
+                    if matches!(step, Step::Signal(_)) {
+                        signals.pop();
+                    }
+                    let result = operate(case, subject.as_mut(), step, &mut signals)
+                        .map_err(|error| failed(error, &trace))?;
+                    trace.push(format!("     re-delivered: {step} -> {result}"));
+                }
+            }
+            Err(error) => return Err(failed(error, &trace)),
         }
+        invariant_checks += check(
+            case,
+            Phase::Running,
+            &trace,
+            &format!("step {number} ({step})"),
+        )?;
     }
     let report = subject.recover()?;
     trace.push(format!(
         "end: recover -> confirmed {:?}, released {:?}",
         report.confirmed, report.released
     ));
-    let dump = case.dump()?;
-    invariant_checks += invariants::names(Phase::Recovered).len();
-    if let Some(violation) = invariants::check(&dump, Phase::Recovered).first() {
-        return Err(Failure(format!(
-            "after the final recovery: {violation}\ntrace:\n{}",
-            trace.join("\n")
-        )));
-    }
+    invariant_checks += check(case, Phase::Recovered, &trace, "the final recovery")?;
     Ok(Run {
         trace,
-        dump,
+        dump: case.dump()?,
         invariant_checks,
+        crashed_at: plan.and_then(CrashPlan::fired),
     })
 }
 
-/// Applies one step; refusals the book is meant to give are results, not failures.
-fn apply(
+/// Every invariant of `phase` on the book, and at most one placement per client order id
+/// at the venue. Returns how many checks ran.
+fn check(case: &Case, phase: Phase, trace: &[String], after: &str) -> Result<usize, Failure> {
+    let dump = case.dump()?;
+    let mut violations = invariants::check(&dump, phase);
+    let duplicates = case.venue.duplicates();
+    if !duplicates.is_empty() {
+        violations.push(Violation {
+            invariant: "one_venue_order_per_client_order_id",
+            detail: format!("the venue was asked to place existing orders again: {duplicates:?}"),
+        });
+    }
+    match violations.first() {
+        None => Ok(invariants::names(phase).len() + 1),
+        Some(violation) => Err(Failure(format!(
+            "after {after}: {violation}\ntrace:\n{}",
+            trace.join("\n")
+        ))),
+    }
+}
+
+/// Whether a real engine would deliver `step` again after a crash at `site`. Signals,
+/// fill syncs and day rolls are idempotent by design, so they are always re-delivered
+/// (the strategy recomputes the signal from the bar). An operator's command (close, trip,
+/// reset, checkpoint) is one transaction: re-delivered only if it did not commit.
+pub fn redelivered(step: &Step, site: &CrashSite) -> bool {
+    match step {
+        Step::Signal(_) | Step::Repeat { .. } | Step::SyncFills | Step::RollDay => true,
+        Step::Close { .. } | Step::Trip | Step::Reset | Step::Checkpoint => {
+            site.point.ends_with(".before_commit")
+        }
+        Step::Tick { .. } | Step::Fault(_) => false,
+    }
+}
+
+/// What a step does to the world outside the book (time, the venue). Done once, even when
+/// the book's part of the step is re-delivered after a crash.
+fn world(case: &Case, step: &Step) {
+    match step {
+        Step::Tick { advance_ms } => case.clock.advance(*advance_ms),
+        Step::Fault(fault) => case.venue.arm(*fault),
+        Step::SyncFills => case.venue.fill_open_orders(),
+        Step::RollDay => case.clock.advance(book::clock::DAY_MS),
+        Step::Signal(_)
+        | Step::Repeat { .. }
+        | Step::Close { .. }
+        | Step::Trip
+        | Step::Reset
+        | Step::Checkpoint => {}
+    }
+}
+
+/// The book's part of a step; refusals the book is meant to give are results, not failures.
+fn operate(
     case: &Case,
-    subject: &mut dyn crate::Subject,
+    subject: &mut dyn Subject,
     step: &Step,
     signals: &mut Vec<Signal>,
 ) -> Result<String, BookError> {
     let outcome = match step {
-        Step::Tick { advance_ms } => {
-            case.clock.advance(*advance_ms);
-            Ok(format!("now {} ms", case.clock_now()))
-        }
+        Step::Tick { .. } => Ok(format!("now {} ms", case.clock_now())),
         Step::Signal(signal) => {
             signals.push(signal.clone());
             submit(subject, signal)
@@ -106,21 +213,12 @@ fn apply(
             }
             None => Ok("nothing to repeat".to_owned()),
         },
-        Step::Fault(fault) => {
-            case.venue.arm(*fault);
-            Ok("armed".to_owned())
-        }
-        Step::SyncFills => {
-            case.venue.fill_open_orders();
-            subject
-                .sync_fills()
-                .map(|fills| format!("{fills} new fill(s)"))
-        }
+        Step::Fault(_) => Ok("armed".to_owned()),
+        Step::SyncFills => subject
+            .sync_fills()
+            .map(|fills| format!("{fills} new fill(s)")),
         Step::Close { pick, offset } => close(case, subject, *pick, *offset),
-        Step::RollDay => {
-            case.clock.advance(book::clock::DAY_MS);
-            subject.roll_day().map(|()| "new day".to_owned())
-        }
+        Step::RollDay => subject.roll_day().map(|()| "new day".to_owned()),
         Step::Trip => subject
             .trip_breaker(TripReason::ManualTrip, "operator-1")
             .map(|()| "open".to_owned()),
@@ -155,7 +253,7 @@ fn apply(
     }
 }
 
-fn submit(subject: &mut dyn crate::Subject, signal: &Signal) -> Result<String, BookError> {
+fn submit(subject: &mut dyn Subject, signal: &Signal) -> Result<String, BookError> {
     subject.submit(signal).map(|outcome| match outcome {
         Outcome::Placed {
             intent_id,
@@ -170,7 +268,7 @@ fn submit(subject: &mut dyn crate::Subject, signal: &Signal) -> Result<String, B
 
 fn close(
     case: &Case,
-    subject: &mut dyn crate::Subject,
+    subject: &mut dyn Subject,
     pick: usize,
     offset: i64,
 ) -> Result<String, BookError> {

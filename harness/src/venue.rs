@@ -39,6 +39,9 @@ struct State {
     orders: BTreeMap<String, VenueOrder>,
     /// Client order ids of every `place` call, in order.
     placements: Vec<String>,
+    /// Client order ids placed again while the venue already held an order for them: at
+    /// a real venue, a second order (or a rejection the book did not expect).
+    duplicates: Vec<String>,
     armed: Option<Fault>,
 }
 
@@ -67,6 +70,11 @@ impl SimVenue {
     /// Client order ids of every `place` call so far, in order.
     pub fn placements(&self) -> Vec<String> {
         self.lock().placements.clone()
+    }
+
+    /// Client order ids that were placed again while the venue held them already.
+    pub fn duplicates(&self) -> Vec<String> {
+        self.lock().duplicates.clone()
     }
 
     /// Client order ids the venue holds an order for, sorted.
@@ -116,9 +124,11 @@ impl Venue for SimVenue {
             Some(Fault::Internal) => return Err(VenueError::Internal { status: 500 }),
             _ => {}
         }
-        if let Some(existing) = state.orders.get(&request.client_order_id) {
-            // Like real venues: a repeated client order id is the same order.
-            return Ok(existing.clone());
+        if let Some(existing) = state.orders.get(&request.client_order_id).cloned() {
+            // Answered like a venue that deduplicates client order ids, but recorded: a
+            // book that sends an order twice has a duplicate-order bug at most venues.
+            state.duplicates.push(request.client_order_id.clone());
+            return Ok(existing);
         }
         // With partial fills on, about half the orders fill partly at first. The draw
         // happens for every order, so one order's size does not shift the stream.
