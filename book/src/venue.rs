@@ -33,6 +33,9 @@ pub struct VenueOrder {
     pub side: Side,
     pub size: i64,
     pub fills: Vec<VenueFill>,
+    /// Why the venue refused the order, if it did: the venue remembers rejections, so
+    /// recovery can tell "refused" from "never seen".
+    pub rejection: Option<String>,
 }
 
 /// A net position the venue reports for a symbol (signed quantity).
@@ -119,6 +122,7 @@ impl Venue for PaperVenue {
                     qty: order.size,
                     price: order.price,
                 }],
+                rejection: None,
             });
         Ok(placed.clone())
     }

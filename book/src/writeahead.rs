@@ -387,6 +387,13 @@ impl Book {
                         source,
                     })?;
             match found {
+                Some(VenueOrder {
+                    rejection: Some(reason),
+                    ..
+                }) => {
+                    self.settle_unplaced(&intent_id, Unplaced::Rejected(&reason))?;
+                    report.released.push(intent_id);
+                }
                 Some(order) => {
                     self.confirm_or_halt(&intent_id, &order, category::RECOVERY)?;
                     report.confirmed.push(intent_id);

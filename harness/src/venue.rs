@@ -12,7 +12,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::seed::Seed;
 
-/// What the next `place` call does instead of a plain acceptance.
+/// What the venue does with the next new order (the next client order id it has not seen)
+/// instead of a plain acceptance. The fault sticks to that client order id: placing it
+/// again meets the same answer, as a venue that keeps refusing an order would give.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Fault {
     /// Refuse the order: final.
@@ -43,6 +45,8 @@ struct State {
     /// a real venue, a second order (or a rejection the book did not expect).
     duplicates: Vec<String>,
     armed: Option<Fault>,
+    /// The fault bound to each client order id it hit.
+    sticky: BTreeMap<String, Fault>,
 }
 
 impl SimVenue {
@@ -85,7 +89,11 @@ impl SimVenue {
     /// Fills the rest of every partly filled order (the market traded through).
     pub fn fill_open_orders(&self) {
         let mut state = self.lock();
-        for order in state.orders.values_mut() {
+        for order in state
+            .orders
+            .values_mut()
+            .filter(|order| order.rejection.is_none())
+        {
             let filled: i64 = distinct_qty(&order.fills);
             if filled < order.size {
                 let price = order.fills.first().map_or(1, |fill| fill.price);
@@ -112,23 +120,45 @@ fn distinct_qty(fills: &[VenueFill]) -> i64 {
 impl Venue for SimVenue {
     fn place(&mut self, request: &OrderRequest) -> Result<VenueOrder, VenueError> {
         let mut state = self.lock();
-        state.placements.push(request.client_order_id.clone());
-        let fault = state.armed.take();
+        let client_order_id = request.client_order_id.clone();
+        state.placements.push(client_order_id.clone());
+        if let Some(existing) = state.orders.get(&client_order_id).cloned() {
+            // Answered like a venue that deduplicates client order ids, but recorded: a
+            // book that sends an order twice has a duplicate-order bug at most venues.
+            state.duplicates.push(client_order_id);
+            return match existing.rejection {
+                Some(reason) => Err(VenueError::Rejected { reason }),
+                None => Ok(existing),
+            };
+        }
+        let fault = match state.sticky.get(&client_order_id) {
+            Some(fault) => Some(*fault),
+            None => {
+                let armed = state.armed.take();
+                if let Some(fault) = armed {
+                    state.sticky.insert(client_order_id.clone(), fault);
+                }
+                armed
+            }
+        };
         match fault {
             Some(Fault::Reject) => {
-                return Err(VenueError::Rejected {
-                    reason: "simulated rejection".to_owned(),
-                })
+                let reason = "simulated rejection".to_owned();
+                let rejected = VenueOrder {
+                    venue_order_id: format!("V-{client_order_id}"),
+                    client_order_id: client_order_id.clone(),
+                    symbol: request.symbol.clone(),
+                    side: request.side,
+                    size: request.size,
+                    fills: Vec::new(),
+                    rejection: Some(reason.clone()),
+                };
+                state.orders.insert(client_order_id, rejected);
+                return Err(VenueError::Rejected { reason });
             }
             Some(Fault::RateLimited { status }) => return Err(VenueError::RateLimited { status }),
             Some(Fault::Internal) => return Err(VenueError::Internal { status: 500 }),
             _ => {}
-        }
-        if let Some(existing) = state.orders.get(&request.client_order_id).cloned() {
-            // Answered like a venue that deduplicates client order ids, but recorded: a
-            // book that sends an order twice has a duplicate-order bug at most venues.
-            state.duplicates.push(request.client_order_id.clone());
-            return Ok(existing);
         }
         // With partial fills on, about half the orders fill partly at first. The draw
         // happens for every order, so one order's size does not shift the stream.
@@ -152,6 +182,7 @@ impl Venue for SimVenue {
                 qty: first_qty,
                 price: request.price,
             }],
+            rejection: None,
         };
         state
             .orders
