@@ -87,6 +87,8 @@ pub struct Book {
     pub(crate) halted: Option<String>,
     /// Only read under `Mutant::IntentIdWithOpenCounter`.
     pub(crate) open_count: u64,
+    /// Only used under `Mutant::DailyCounterInMemory`.
+    pub(crate) trades_in_memory: i64,
 }
 
 impl std::fmt::Debug for Book {
@@ -123,6 +125,7 @@ impl Book {
             options,
             halted: None,
             open_count,
+            trades_in_memory: 0,
         };
         book.initialise()?;
         Ok(book)

@@ -22,15 +22,23 @@ pub enum Mutant {
     /// The `intent.reserved` payload carries the price formatted through a float (in
     /// major units), not the fixed-point integer.
     FloatPrice,
+    /// Recovery re-places every executing intent at the venue without asking whether the
+    /// venue already has it.
+    BlindReplaceOnRecovery,
+    /// Today's trade count is kept in the process and written as an absolute value, so a
+    /// restart resets it to zero.
+    DailyCounterInMemory,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 5] = [
+    pub const ALL: [Mutant; 7] = [
         Mutant::IntentIdWithOpenCounter,
         Mutant::NonIdempotentCreate,
         Mutant::WallClockTimestamp,
         Mutant::HashMapPayloadOrder,
         Mutant::FloatPrice,
+        Mutant::BlindReplaceOnRecovery,
+        Mutant::DailyCounterInMemory,
     ];
 
     pub fn name(self) -> &'static str {
@@ -40,6 +48,8 @@ impl Mutant {
             Mutant::WallClockTimestamp => "wall-clock-timestamp",
             Mutant::HashMapPayloadOrder => "hash-map-payload-order",
             Mutant::FloatPrice => "float-price",
+            Mutant::BlindReplaceOnRecovery => "blind-replace-on-recovery",
+            Mutant::DailyCounterInMemory => "daily-counter-in-memory",
         }
     }
 }

@@ -257,6 +257,13 @@ impl Book {
         order: &VenueOrder,
         event_category: &str,
     ) -> Result<(), BookError> {
+        let trades_in_memory = match self.options.mutant {
+            Some(Mutant::DailyCounterInMemory) => {
+                self.trades_in_memory += 1;
+                Some(self.trades_in_memory)
+            }
+            _ => None,
+        };
         let run_id = self.options.run.run_id.clone();
         let now = self.now_ms();
         let today = self.today();
@@ -306,11 +313,18 @@ impl Book {
                 "UPDATE intents SET status = 'completed', updated_ts = $2 WHERE intent_id = $1",
                 &[Value::from(intent_id), Value::Int(now)],
             )?;
-            transaction.execute(
-                "INSERT INTO daily_limits (day, pnl, trade_count) VALUES ($1, 0, 1) \
-                 ON CONFLICT (day) DO UPDATE SET trade_count = daily_limits.trade_count + 1",
-                &[Value::Int(today)],
-            )?;
+            match trades_in_memory {
+                Some(count) => transaction.execute(
+                    "INSERT INTO daily_limits (day, pnl, trade_count) VALUES ($1, 0, $2) \
+                     ON CONFLICT (day) DO UPDATE SET trade_count = $2",
+                    &[Value::Int(today), Value::Int(count)],
+                )?,
+                None => transaction.execute(
+                    "INSERT INTO daily_limits (day, pnl, trade_count) VALUES ($1, 0, 1) \
+                     ON CONFLICT (day) DO UPDATE SET trade_count = daily_limits.trade_count + 1",
+                    &[Value::Int(today)],
+                )?,
+            };
             events::append(
                 transaction,
                 &run_id,
@@ -379,13 +393,15 @@ impl Book {
         })?;
         let mut report = RecoveryReport::default();
         for intent_id in executing {
-            let found =
-                self.venue
-                    .find_order(&intent_id)
-                    .map_err(|source| BookError::VenueUncertain {
-                        intent_id: intent_id.clone(),
-                        source,
-                    })?;
+            let found = if self.options.mutant == Some(Mutant::BlindReplaceOnRecovery) {
+                self.blind_replace(&intent_id)
+            } else {
+                self.venue.find_order(&intent_id)
+            };
+            let found = found.map_err(|source| BookError::VenueUncertain {
+                intent_id: intent_id.clone(),
+                source,
+            })?;
             match found {
                 Some(VenueOrder {
                     rejection: Some(reason),
@@ -409,6 +425,33 @@ impl Book {
 }
 
 impl Book {
+    /// `Mutant::BlindReplaceOnRecovery`: places the intent again instead of asking.
+    fn blind_replace(&mut self, intent_id: &str) -> Result<Option<VenueOrder>, VenueError> {
+        let row = self
+            .transact(Isolation::Read, "read", |transaction| {
+                Ok(transaction.query_optional(
+                    "SELECT symbol, side, size, price FROM intents WHERE intent_id = $1",
+                    &[Value::from(intent_id)],
+                )?)
+            })
+            .ok()
+            .flatten();
+        let Some([Value::Text(symbol), Value::Text(side), Value::Int(size), Value::Int(price)]) =
+            row.as_deref()
+        else {
+            return Ok(None);
+        };
+        let side = crate::intent::Side::parse(side).unwrap_or(crate::intent::Side::Buy);
+        let request = OrderRequest {
+            client_order_id: intent_id.to_owned(),
+            symbol: symbol.clone(),
+            side,
+            size: *size,
+            price: *price,
+        };
+        self.venue.place(&request).map(Some)
+    }
+
     /// Asks the venue about every order that is not fully filled yet and records the fills
     /// it has not seen (deduplicated by trade id). Returns the number of new fills.
     pub fn sync_fills(&mut self) -> Result<usize, BookError> {
