@@ -150,7 +150,12 @@ pub fn repro_command(gate: &str, backend: Backend, test: &str, seed: Seed) -> St
     let steps = std::env::var(crate::scenario::STEPS_ENV)
         .map(|steps| format!(" --steps {}", steps.trim()))
         .unwrap_or_default();
-    format!("cargo xtask repro {gate} --backend {backend} --test {test} --seed {seed}{steps}")
+    let crash_at = std::env::var(crate::crash::CRASH_AT_ENV)
+        .map(|site| format!(" --crash-at {}", site.trim()))
+        .unwrap_or_default();
+    format!(
+        "cargo xtask repro {gate} --backend {backend} --test {test} --seed {seed}{steps}{crash_at}"
+    )
 }
 
 fn seed_from_env() -> Seed {

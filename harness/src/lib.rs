@@ -5,6 +5,7 @@
 //! from).
 
 pub mod case;
+pub mod crash;
 pub mod dump;
 pub mod invariants;
 pub mod pg;

@@ -36,8 +36,8 @@ pub const GATES: &[Gate] = &[
     },
     Gate {
         name: "crash",
-        summary: "a crash at every crash point, then recovery: no loss, no duplicate order",
-        implemented: false,
+        summary: "a crash at every crash site (in process), then restart and recovery: no loss, no duplicate order, the uninterrupted book",
+        implemented: true,
     },
     Gate {
         name: "verify-before-act",

@@ -1,0 +1,162 @@
+//! # Gate: crash
+//!
+//! Given a seeded scenario (or one of the incidents below) and the simulated venue, whose
+//! state survives the book,
+//! when the book is crashed at every crash site the uninterrupted run passes (every
+//! `before_commit` and `after_commit` of every write transaction, and right after each venue
+//! call), restarted on the same database, recovered, and the scenario finished,
+//! then every invariant holds after the restart and after every later step, the venue was
+//! never asked to place an order it already had, and the final book equals the
+//! uninterrupted run's, table by table, apart from `harness::crash::EXCLUDED_COLUMNS` and
+//! recovery's own events.
+//!
+//! Mutants: recovery that re-places without asking the venue, and a daily trade counter
+//! kept in memory.
+
+use book::{Side, Signal};
+use harness::crash;
+use harness::scenario::{self, Step};
+use harness::venue::Fault;
+use harness::{Case, Check, Failure, Seed};
+
+harness::gate_tests! {
+    gate: "crash";
+    checks: [
+        every_crash_site_of_a_seeded_scenario,
+        crash_after_the_venue_accepted_before_the_confirm,
+        timeout_then_retry_with_the_same_client_order_id,
+        venue_reject_then_crash,
+        warm_restart_with_an_open_position,
+        fills_replayed_by_the_venue_around_a_restart,
+        breaker_still_open_after_restart,
+    ];
+    mutants: [
+        blind_replace_on_recovery_is_caught =>
+            (BlindReplaceOnRecovery, crash_after_the_venue_accepted_before_the_confirm, "one_venue_order_per_client_order_id"),
+        daily_counter_in_memory_is_caught =>
+            (DailyCounterInMemory, warm_restart_with_an_open_position, "daily_limits"),
+    ];
+}
+
+/// Crash scenarios are shorter than the determinism gate's: every site is a full rerun.
+const STEPS_DEFAULT: usize = 12;
+
+/// Crashes `steps` at every site (or the selected ones) and compares each recovered book
+/// with the uninterrupted one.
+fn check_every_site(case: &Case, seed: Seed, steps: &[Step]) -> Check {
+    let (reference, sites) = crash::uninterrupted(case, seed, steps)?;
+    let sites = crash::selected(sites)?;
+    harness::ensure!(!sites.is_empty(), "the scenario passes no crash site");
+    for site in &sites {
+        let repro = format!(
+            "cargo xtask repro crash --backend {} --test {} --seed {seed} --crash-at {site}",
+            case.backend(),
+            case.test
+        );
+        let run = crash::crashed_at(case, seed, steps, site).map_err(|failure| {
+            Failure(format!("crash at {site}: {failure}\nreproduce: {repro}"))
+        })?;
+        if let Some(difference) = crash::difference(&reference.dump, &run.dump) {
+            return Err(Failure(format!(
+                "crash at {site}: the recovered book differs from the uninterrupted run: {difference}\ntrace:\n{}\nreproduce: {repro}",
+                run.trace.join("\n")
+            )));
+        }
+    }
+    println!(
+        "{} crash sites, each crashed, recovered and compared",
+        sites.len()
+    );
+    Ok(())
+}
+
+fn signal(window_id: &str, side: Side, size: i64) -> Signal {
+    Signal {
+        strategy: "momentum".to_owned(),
+        symbol: "BTC-USD".to_owned(),
+        window_id: window_id.to_owned(),
+        side,
+        size,
+        price: 4_200_000,
+        bar_t: 60_000,
+        params: "v1".to_owned(),
+    }
+}
+
+fn every_crash_site_of_a_seeded_scenario(case: &Case) -> Check {
+    let steps_max =
+        std::env::var(scenario::STEPS_ENV).map_or(STEPS_DEFAULT, |_| scenario::steps_from_env());
+    let steps = scenario::generate(case.seed, steps_max);
+    check_every_site(case, case.seed, &steps)
+}
+
+/// The classic duplicate-order bug: the venue filled the order, the process died before
+/// recording it; on restart the book must find the order, not place another.
+fn crash_after_the_venue_accepted_before_the_confirm(case: &Case) -> Check {
+    check_every_site(
+        case,
+        case.seed,
+        &[Step::Signal(signal("w-1", Side::Buy, 2))],
+    )
+}
+
+/// The venue accepted, the call timed out, the strategy retries the same signal.
+fn timeout_then_retry_with_the_same_client_order_id(case: &Case) -> Check {
+    let steps = [
+        Step::Fault(Fault::TimeoutAfterAccept),
+        Step::Signal(signal("w-1", Side::Buy, 2)),
+        Step::Repeat { back: 1 },
+    ];
+    check_every_site(case, case.seed, &steps)
+}
+
+/// A rejection is final, also when the book crashes before recording it.
+fn venue_reject_then_crash(case: &Case) -> Check {
+    let steps = [
+        Step::Fault(Fault::Reject),
+        Step::Signal(signal("w-1", Side::Sell, 1)),
+        Step::Repeat { back: 1 },
+    ];
+    check_every_site(case, case.seed, &steps)
+}
+
+/// A restart with a position open: no synthetic opposite fill, no second entry, and the
+/// next signal placed once.
+fn warm_restart_with_an_open_position(case: &Case) -> Check {
+    let steps = [
+        Step::Signal(signal("w-1", Side::Buy, 3)),
+        Step::Tick { advance_ms: 60_000 },
+        Step::Signal(signal("w-2", Side::Sell, 1)),
+        Step::Repeat { back: 2 },
+    ];
+    check_every_site(case, case.seed, &steps)
+}
+
+/// The venue reports a trade twice; fills are deduplicated by trade id across restarts.
+fn fills_replayed_by_the_venue_around_a_restart(case: &Case) -> Check {
+    let steps = [
+        Step::Fault(Fault::ReplayFill),
+        Step::Signal(signal("w-1", Side::Buy, 4)),
+        Step::SyncFills,
+        Step::SyncFills,
+    ];
+    check_every_site(case, case.seed, &steps)
+}
+
+/// A tripped breaker, its failure count and the day's limits survive a restart.
+fn breaker_still_open_after_restart(case: &Case) -> Check {
+    let steps = [
+        Step::Signal(signal("w-1", Side::Buy, 1)),
+        Step::Close {
+            pick: 0,
+            offset: -10_000,
+        },
+        Step::Trip,
+        Step::Signal(signal("w-2", Side::Buy, 1)),
+        Step::RollDay,
+        Step::Signal(signal("w-3", Side::Buy, 1)),
+        Step::Reset,
+        Step::Signal(signal("w-4", Side::Buy, 1)),
+    ];
+    check_every_site(case, case.seed, &steps)
+}
