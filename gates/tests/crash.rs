@@ -56,6 +56,10 @@ fn check_every_site(case: &Case, seed: Seed, steps: &[Step]) -> Check {
         let run = crash::crashed_at(case, seed, steps, site).map_err(|failure| {
             Failure(format!("crash at {site}: {failure}\nreproduce: {repro}"))
         })?;
+        if std::env::var_os(crash::CRASH_AT_ENV).is_some() {
+            // A repro: show what happened around the crash.
+            println!("crash at {site}, trace:\n{}", run.trace.join("\n"));
+        }
         if let Some(difference) = crash::difference(&reference.dump, &run.dump) {
             return Err(Failure(format!(
                 "crash at {site}: the recovered book differs from the uninterrupted run: {difference}\ntrace:\n{}\nreproduce: {repro}",

@@ -162,7 +162,10 @@ fn comparable_events(dump: &Dump) -> Vec<String> {
         let ts = events.get(row, "ts").as_int().unwrap_or_default();
         kept.push((intent_id, format!("{kind} ts={ts} {payload}")));
         let length = kept.len();
-        if length >= 4 && kind == "intent.released" && kept[length - 4..length - 2] == kept[length - 2..] {
+        if length >= 4
+            && kind == "intent.released"
+            && kept[length - 4..length - 2] == kept[length - 2..]
+        {
             kept.truncate(length - 2);
         }
     }

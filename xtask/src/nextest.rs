@@ -20,6 +20,8 @@ pub struct Plan {
     pub seed: Option<harness::Seed>,
     pub seeds: Option<u64>,
     pub steps: Option<u64>,
+    pub crash_at: Option<harness::book::CrashSite>,
+    pub crash_sites: Option<u64>,
     pub require_postgres: bool,
     pub no_capture: bool,
 }
@@ -80,6 +82,12 @@ pub fn run(plan: &Plan) -> anyhow::Result<Finished> {
     }
     if let Some(steps) = plan.steps {
         command.env(harness::scenario::STEPS_ENV, steps.to_string());
+    }
+    if let Some(site) = &plan.crash_at {
+        command.env(harness::crash::CRASH_AT_ENV, site.to_string());
+    }
+    if let Some(sites) = plan.crash_sites {
+        command.env(harness::crash::CRASH_SITES_ENV, sites.to_string());
     }
     if plan.require_postgres {
         command.env(harness::case::REQUIRE_POSTGRES_ENV, "1");

@@ -15,6 +15,9 @@ pub struct Args {
     /// The scenario size the failure ran with, if it was not the default.
     #[arg(long)]
     pub steps: Option<u64>,
+    /// The crash site the failure named (crash gate).
+    #[arg(long)]
+    pub crash_at: Option<harness::book::CrashSite>,
     /// The case the failure named; all cases of the gate when left out.
     #[arg(long)]
     pub test: Option<String>,
@@ -27,6 +30,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         seed: Some(args.seed),
         seeds: None,
         steps: args.steps,
+        crash_at: args.crash_at,
+        crash_sites: None,
         test: args.test,
         require_postgres: args.backend != BackendChoice::Sqlite,
         no_capture: true,

@@ -23,6 +23,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         seed: None,
         seeds: None,
         steps: None,
+        crash_at: None,
+        crash_sites: None,
         require_postgres,
         no_capture: false,
     };

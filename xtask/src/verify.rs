@@ -20,6 +20,12 @@ pub struct Args {
     /// The most steps a generated scenario has (default 40).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub steps: Option<u64>,
+    /// The crash gate crashes only here (`POINT#HIT`, as a failure prints it).
+    #[arg(long)]
+    pub crash_at: Option<harness::book::CrashSite>,
+    /// The crash gate crashes at most this many sites per scenario, evenly spread.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub crash_sites: Option<u64>,
     /// Only the case with this name (as a failure prints it).
     #[arg(long)]
     pub test: Option<String>,
@@ -52,6 +58,8 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         seed: args.seed,
         seeds: args.seeds,
         steps: args.steps,
+        crash_at: args.crash_at,
+        crash_sites: args.crash_sites,
         require_postgres: args.require_postgres,
         // A sweep shows its progress bar.
         no_capture: args.no_capture || args.seeds.is_some(),
