@@ -259,6 +259,19 @@ impl Book {
         }
     }
 
+    /// The first column of every row a read-only query returns, as text.
+    pub(crate) fn read_texts(&mut self, sql: &'static str) -> Result<Vec<String>, BookError> {
+        self.transact(Isolation::Read, "read", |transaction| {
+            let rows = transaction.query(sql, &[])?;
+            Ok(rows
+                .rows
+                .into_iter()
+                .filter_map(|row| row.into_iter().next())
+                .filter_map(|value| value.as_text().map(str::to_owned))
+                .collect())
+        })
+    }
+
     /// Direct access to the store, for tools that inspect the book (dumps, integrity
     /// checks). The book's own flows never use it.
     pub fn store_mut(&mut self) -> &mut dyn Store {

@@ -170,14 +170,7 @@ fn check_applied(known: &[Migration], applied: &[AppliedMigration]) -> Result<()
         }
     }
     for row in applied {
-        let Some(migration) = known
-            .iter()
-            .find(|migration| migration.version == row.version)
-        else {
-            return Err(MigrateError::UnknownVersion {
-                version: row.version,
-            });
-        };
+        let migration = find(known, row.version)?;
         let embedded = migration.checksum();
         if row.checksum != embedded {
             return Err(MigrateError::ChecksumDrift {
@@ -189,6 +182,13 @@ fn check_applied(known: &[Migration], applied: &[AppliedMigration]) -> Result<()
         }
     }
     Ok(())
+}
+
+fn find(known: &[Migration], version: i64) -> Result<&Migration, MigrateError> {
+    known
+        .iter()
+        .find(|migration| migration.version == version)
+        .ok_or(MigrateError::UnknownVersion { version })
 }
 
 fn apply(store: &mut dyn Store, migration: &Migration) -> Result<(), StoreError> {
@@ -217,14 +217,7 @@ pub fn migrate_down(store: &mut dyn Store, target_version: i64) -> Result<Vec<i6
         .rev()
         .filter(|row| row.version > target_version)
     {
-        let Some(migration) = known
-            .iter()
-            .find(|migration| migration.version == row.version)
-        else {
-            return Err(MigrateError::UnknownVersion {
-                version: row.version,
-            });
-        };
+        let migration = find(known, row.version)?;
         let mut revert = || -> Result<(), StoreError> {
             let mut transaction = store.transaction(Isolation::Write)?;
             transaction.execute_batch(migration.down)?;

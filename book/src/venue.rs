@@ -132,19 +132,34 @@ impl Venue for PaperVenue {
     }
 
     fn positions(&mut self) -> Result<Vec<VenuePosition>, VenueError> {
-        let state = self.lock();
-        let mut net: BTreeMap<&str, i64> = BTreeMap::new();
-        for order in state.orders.values() {
-            let filled: i64 = order.fills.iter().map(|fill| fill.qty).sum();
-            *net.entry(&order.symbol).or_default() += order.side.signed(filled);
-        }
-        Ok(net
-            .into_iter()
-            .filter(|(_, qty)| *qty != 0)
-            .map(|(symbol, qty)| VenuePosition {
-                symbol: symbol.to_owned(),
-                qty,
-            })
-            .collect())
+        Ok(net_positions(self.lock().orders.values()))
     }
+}
+
+/// Net position per symbol over `orders`, each trade counted once (a venue may report a
+/// trade twice), sorted by symbol, zero positions left out.
+pub fn net_positions<'order>(
+    orders: impl Iterator<Item = &'order VenueOrder>,
+) -> Vec<VenuePosition> {
+    let mut net: BTreeMap<&str, i64> = BTreeMap::new();
+    for order in orders {
+        *net.entry(&order.symbol).or_default() += order.side.signed(filled_qty(&order.fills));
+    }
+    net.into_iter()
+        .filter(|(_, qty)| *qty != 0)
+        .map(|(symbol, qty)| VenuePosition {
+            symbol: symbol.to_owned(),
+            qty,
+        })
+        .collect()
+}
+
+/// The quantity `fills` add up to, each trade id counted once.
+pub fn filled_qty(fills: &[VenueFill]) -> i64 {
+    let mut trades = std::collections::BTreeSet::new();
+    fills
+        .iter()
+        .filter(|fill| trades.insert(fill.trade_id.as_str()))
+        .map(|fill| fill.qty)
+        .sum()
 }

@@ -285,13 +285,7 @@ impl Book {
                 message: format!("intent {intent_id} has unknown side {side}"),
             })?;
             // Count each trade once: a venue may report the same trade twice.
-            let mut trade_ids = std::collections::BTreeSet::new();
-            let filled: i64 = order
-                .fills
-                .iter()
-                .filter(|fill| trade_ids.insert(fill.trade_id.as_str()))
-                .map(|fill| fill.qty)
-                .sum();
+            let filled = crate::venue::filled_qty(&order.fills);
             let order_status = if filled >= *size { "filled" } else { "open" };
             transaction.execute(
                 "INSERT INTO orders (order_id, intent_id, client_order_id, status, ts) VALUES ($1, $2, $3, $4, $5)",
@@ -379,18 +373,9 @@ impl Book {
     /// order -> confirm it from the venue's record; the venue does not -> release the
     /// reservation and return the intent to `pending`. Never re-places.
     pub fn recover(&mut self) -> Result<RecoveryReport, BookError> {
-        let executing = self.transact(Isolation::Read, "read", |transaction| {
-            let rows = transaction.query(
-                "SELECT intent_id FROM intents WHERE status = 'executing' ORDER BY intent_id",
-                &[],
-            )?;
-            Ok(rows
-                .rows
-                .into_iter()
-                .filter_map(|row| row.into_iter().next())
-                .filter_map(|value| value.as_text().map(str::to_owned))
-                .collect::<Vec<_>>())
-        })?;
+        let executing = self.read_texts(
+            "SELECT intent_id FROM intents WHERE status = 'executing' ORDER BY intent_id",
+        )?;
         let mut report = RecoveryReport::default();
         for intent_id in executing {
             let found = if self.options.mutant == Some(Mutant::BlindReplaceOnRecovery) {
@@ -455,18 +440,9 @@ impl Book {
     /// Asks the venue about every order that is not fully filled yet and records the fills
     /// it has not seen (deduplicated by trade id). Returns the number of new fills.
     pub fn sync_fills(&mut self) -> Result<usize, BookError> {
-        let open = self.transact(Isolation::Read, "read", |transaction| {
-            let rows = transaction.query(
-                "SELECT o.client_order_id FROM orders o WHERE o.status = 'open' ORDER BY o.order_id",
-                &[],
-            )?;
-            Ok(rows
-                .rows
-                .into_iter()
-                .filter_map(|row| row.into_iter().next())
-                .filter_map(|value| value.as_text().map(str::to_owned))
-                .collect::<Vec<_>>())
-        })?;
+        let open = self.read_texts(
+            "SELECT client_order_id FROM orders WHERE status = 'open' ORDER BY order_id",
+        )?;
         let mut synced = 0;
         for client_order_id in open {
             let order = self

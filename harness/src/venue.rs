@@ -94,7 +94,7 @@ impl SimVenue {
             .values_mut()
             .filter(|order| order.rejection.is_none())
         {
-            let filled: i64 = distinct_qty(&order.fills);
+            let filled: i64 = book::venue::filled_qty(&order.fills);
             if filled < order.size {
                 let price = order.fills.first().map_or(1, |fill| fill.price);
                 let number = order.fills.len() + 1;
@@ -106,15 +106,6 @@ impl SimVenue {
             }
         }
     }
-}
-
-fn distinct_qty(fills: &[VenueFill]) -> i64 {
-    let mut seen = std::collections::BTreeSet::new();
-    fills
-        .iter()
-        .filter(|fill| seen.insert(fill.trade_id.as_str()))
-        .map(|fill| fill.qty)
-        .sum()
 }
 
 impl Venue for SimVenue {
@@ -203,18 +194,6 @@ impl Venue for SimVenue {
     }
 
     fn positions(&mut self) -> Result<Vec<VenuePosition>, VenueError> {
-        let state = self.lock();
-        let mut net: BTreeMap<&str, i64> = BTreeMap::new();
-        for order in state.orders.values() {
-            *net.entry(&order.symbol).or_default() += order.side.signed(distinct_qty(&order.fills));
-        }
-        Ok(net
-            .into_iter()
-            .filter(|(_, qty)| *qty != 0)
-            .map(|(symbol, qty)| VenuePosition {
-                symbol: symbol.to_owned(),
-                qty,
-            })
-            .collect())
+        Ok(book::venue::net_positions(self.lock().orders.values()))
     }
 }

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use harness::report::{CaseRecord, Outcome};
 use serde::Serialize;
 
-use crate::nextest::{out_dir, Finished};
+use crate::nextest::{out_dir, Finished, Plan};
 
 #[derive(Debug, Serialize)]
 struct Row {
@@ -26,17 +26,15 @@ struct Report<'a> {
     cases: &'a [CaseRecord],
 }
 
-/// Prints the table for `expected` (gate, backend) pairs plus any others that reported,
-/// writes the report, and returns the exit code.
-pub fn report(
-    finished: &Finished,
-    expected: &[(String, String)],
-    require_postgres: bool,
-) -> anyhow::Result<u8> {
-    let mut grouped: BTreeMap<(String, String), Vec<&CaseRecord>> = expected
-        .iter()
-        .map(|key| (key.clone(), Vec::new()))
-        .collect();
+/// Prints the table for every (gate, backend) the plan asked for plus any others that
+/// reported, writes the report, and returns the exit code.
+pub fn report(finished: &Finished, plan: &Plan, require_postgres: bool) -> anyhow::Result<u8> {
+    let mut grouped: BTreeMap<(String, String), Vec<&CaseRecord>> = BTreeMap::new();
+    for gate in &plan.gates {
+        for backend in plan.backends {
+            grouped.insert((gate.name.to_owned(), (*backend).to_owned()), Vec::new());
+        }
+    }
     for record in &finished.records {
         grouped
             .entry((record.gate.clone(), record.backend.clone()))

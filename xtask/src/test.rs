@@ -29,14 +29,5 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         no_capture: false,
     };
     let finished = nextest::run(&plan)?;
-    let expected: Vec<(String, String)> = plan
-        .gates
-        .iter()
-        .flat_map(|gate| {
-            plan.backends
-                .iter()
-                .map(|backend| (gate.name.to_owned(), (*backend).to_owned()))
-        })
-        .collect();
-    summary::report(&finished, &expected, require_postgres)
+    summary::report(&finished, &plan, require_postgres)
 }

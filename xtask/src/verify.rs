@@ -52,7 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     };
     let plan = nextest::Plan {
         workspace: false,
-        gates: chosen.clone(),
+        gates: chosen,
         backends: backends.names(),
         test: args.test,
         seed: args.seed,
@@ -65,13 +65,5 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         no_capture: args.no_capture || args.seeds.is_some(),
     };
     let finished = nextest::run(&plan)?;
-    let expected: Vec<(String, String)> = chosen
-        .iter()
-        .flat_map(|gate| {
-            plan.backends
-                .iter()
-                .map(|backend| (gate.name.to_owned(), (*backend).to_owned()))
-        })
-        .collect();
-    summary::report(&finished, &expected, args.require_postgres)
+    summary::report(&finished, &plan, args.require_postgres)
 }
