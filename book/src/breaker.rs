@@ -9,7 +9,7 @@ use crate::error::BookError;
 use crate::events::{self, category};
 use crate::store::{Isolation, StoreError, Transaction, Value};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TripReason {
     StopLossBlind,
     TakeProfitBlind,
@@ -33,7 +33,7 @@ impl TripReason {
 }
 
 /// The breaker as persisted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct BreakerState {
     pub open: bool,
     pub reason: Option<String>,

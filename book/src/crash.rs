@@ -20,7 +20,9 @@ pub enum Moment {
 }
 
 /// One crash site: the `hit`-th time (from 1) the run passes `point`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 pub struct CrashSite {
     pub point: String,
     pub hit: u32,
@@ -58,7 +60,7 @@ impl FromStr for CrashSite {
 }
 
 /// The book stopped at an armed crash point.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("crashed at {site} (armed crash point)")]
 pub struct Crashed {
     pub site: CrashSite,
@@ -72,6 +74,8 @@ pub struct CrashPlan {
 #[derive(Debug, Default)]
 struct PlanState {
     armed: Option<CrashSite>,
+    /// Fire by aborting the process (the `book` binary) instead of returning `Crashed`.
+    abort: bool,
     hits: BTreeMap<String, u32>,
     passed: Vec<CrashSite>,
     fired: Option<CrashSite>,
@@ -88,6 +92,25 @@ impl CrashPlan {
         let plan = CrashPlan::default();
         plan.lock().armed = Some(site);
         plan
+    }
+
+    /// Crashes once, at `site`, by aborting the whole process on the spot: no destructor,
+    /// no rollback, no flush runs. For the `book` binary in process-crash tests.
+    pub fn aborting(site: CrashSite) -> CrashPlan {
+        let plan = CrashPlan::armed(site);
+        plan.lock().abort = true;
+        plan
+    }
+
+    /// The site the plan is armed for and has not fired at yet.
+    pub fn armed_site(&self) -> Option<CrashSite> {
+        self.lock().armed.clone()
+    }
+
+    /// Records that the armed site fired in another process (it aborted there).
+    pub fn mark_fired(&self) {
+        let mut state = self.lock();
+        state.fired = state.armed.take();
     }
 
     fn lock(&self) -> MutexGuard<'_, PlanState> {
@@ -123,6 +146,9 @@ impl CrashPlan {
         let site = CrashSite { point, hit };
         state.passed.push(site.clone());
         if state.armed.as_ref() == Some(&site) {
+            if state.abort {
+                std::process::abort();
+            }
             state.armed = None;
             state.fired = Some(site.clone());
             return Err(Crashed { site });

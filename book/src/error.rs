@@ -5,7 +5,7 @@ use crate::migrate::MigrateError;
 use crate::store::StoreError;
 use crate::venue::VenueError;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, thiserror::Error)]
 pub enum BookError {
     #[error(transparent)]
     InvalidSignal(#[from] InvalidSignal),

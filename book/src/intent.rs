@@ -52,7 +52,7 @@ pub struct Signal {
     pub params: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid signal: {0}")]
 pub struct InvalidSignal(pub String);
 

@@ -16,6 +16,7 @@ pub mod intent;
 pub mod limits;
 pub mod migrate;
 pub mod mutant;
+pub mod protocol;
 pub mod schema;
 pub mod store;
 pub mod venue;

@@ -63,7 +63,7 @@ pub fn latest_version(backend: Backend) -> i64 {
         .map_or(0, |migration| migration.version)
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, thiserror::Error)]
 pub enum MigrateError {
     #[error(
         "the database schema is at version {found}, newer than this build supports ({supported}); \
@@ -85,7 +85,7 @@ pub enum MigrateError {
     #[error("migration {version} ({name}) failed: {source}")]
     Step {
         version: i64,
-        name: &'static str,
+        name: String,
         #[source]
         source: StoreError,
     },
@@ -151,7 +151,7 @@ pub fn migrate(store: &mut dyn Store) -> Result<MigrationReport, MigrateError> {
         }
         apply(store, migration).map_err(|source| MigrateError::Step {
             version: migration.version,
-            name: migration.name,
+            name: migration.name.to_owned(),
             source,
         })?;
         applied_versions.push(migration.version);
@@ -229,7 +229,7 @@ pub fn migrate_down(store: &mut dyn Store, target_version: i64) -> Result<Vec<i6
         };
         revert().map_err(|source| MigrateError::Step {
             version: migration.version,
-            name: migration.name,
+            name: migration.name.to_owned(),
             source,
         })?;
         reverted.push(migration.version);

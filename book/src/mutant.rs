@@ -41,6 +41,11 @@ impl Mutant {
         Mutant::DailyCounterInMemory,
     ];
 
+    /// The mutant with this [`Mutant::name`].
+    pub fn parse(name: &str) -> Option<Mutant> {
+        Mutant::ALL.into_iter().find(|mutant| mutant.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Mutant::IntentIdWithOpenCounter => "intent-id-with-open-counter",

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::intent::Side;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct OrderRequest {
     /// The intent id; venues deduplicate on it.
     pub client_order_id: String,
@@ -17,7 +17,7 @@ pub struct OrderRequest {
     pub price: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct VenueFill {
     /// The venue's trade id; the book deduplicates fills on it.
     pub trade_id: String,
@@ -25,7 +25,7 @@ pub struct VenueFill {
     pub price: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct VenueOrder {
     pub venue_order_id: String,
     pub client_order_id: String,
@@ -39,13 +39,13 @@ pub struct VenueOrder {
 }
 
 /// A net position the venue reports for a symbol (signed quantity).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub struct VenuePosition {
     pub symbol: String,
     pub qty: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VenueError {
     /// Final: the venue refused the order and will never fill it.
     #[error("venue rejected the order: {reason}")]

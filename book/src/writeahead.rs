@@ -16,7 +16,7 @@ use crate::mutant::{self, Mutant};
 use crate::store::{Isolation, StoreError, Transaction, Value};
 use crate::venue::{OrderRequest, VenueError, VenueOrder};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IntentStatus {
     Pending,
     Executing,
@@ -46,7 +46,7 @@ impl IntentStatus {
 }
 
 /// What `submit` did with a signal.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Reserved, placed and recorded.
     Placed { intent_id: String, order_id: String },
@@ -60,7 +60,7 @@ pub enum Outcome {
 }
 
 /// What `recover` did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
     /// Intents the venue had: confirmed from the venue's record.
     pub confirmed: Vec<String>,

@@ -114,7 +114,7 @@ pub enum Isolation {
 }
 
 /// What went wrong in the database, classified so that callers can decide what to retry.
-#[derive(Debug, thiserror::Error)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, thiserror::Error)]
 pub enum StoreError {
     /// SQLSTATE 23505 / SQLITE_CONSTRAINT_UNIQUE or _PRIMARYKEY. `constraint` names the table
     /// or constraint as the backend reported it.
