@@ -10,6 +10,9 @@
 //! uninterrupted run's, table by table, apart from `harness::crash::EXCLUDED_COLUMNS` and
 //! recovery's own events.
 //!
+//! The last two checks do the same to a real `book` process: aborted at each crash point,
+//! and SIGKILLed right after each venue reply without any cooperation from the book.
+//!
 //! Mutants: recovery that re-places without asking the venue, and a daily trade counter
 //! kept in memory.
 
@@ -29,27 +32,48 @@ harness::gate_tests! {
         warm_restart_with_an_open_position,
         fills_replayed_by_the_venue_around_a_restart,
         breaker_still_open_after_restart,
+        book_process_aborted_at_every_crash_site,
+        book_process_killed_after_every_venue_reply,
     ];
     mutants: [
         blind_replace_on_recovery_is_caught =>
             (BlindReplaceOnRecovery, crash_after_the_venue_accepted_before_the_confirm, "one_venue_order_per_client_order_id"),
         daily_counter_in_memory_is_caught =>
             (DailyCounterInMemory, warm_restart_with_an_open_position, "daily_limits"),
+        blind_replace_in_a_book_process_is_caught =>
+            (BlindReplaceOnRecovery, book_process_aborted_at_every_crash_site, "one_venue_order_per_client_order_id"),
     ];
 }
 
 /// Crash scenarios are shorter than the determinism gate's: every site is a full rerun.
 const STEPS_DEFAULT: usize = 12;
 
+/// Which crash sites a check visits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sites {
+    /// The book's crash points (in process, or aborting a `book` process).
+    CrashPoints,
+    /// SIGKILL of a `book` process right after each venue reply.
+    Sigkills,
+}
+
 /// Crashes `steps` at every site (or the selected ones) and compares each recovered book
 /// with the uninterrupted one.
 fn check_every_site(case: &Case, seed: Seed, steps: &[Step]) -> Check {
-    let (reference, sites) = crash::uninterrupted(case, seed, steps)?;
-    let sites = crash::selected(sites)?;
+    check_sites(case, seed, steps, Sites::CrashPoints)
+}
+
+fn check_sites(case: &Case, seed: Seed, steps: &[Step], which: Sites) -> Check {
+    let uninterrupted = crash::uninterrupted(case, seed, steps)?;
+    let reference = uninterrupted.run;
+    let sites = crash::selected(match which {
+        Sites::CrashPoints => uninterrupted.sites,
+        Sites::Sigkills => uninterrupted.sigkill_sites,
+    })?;
     harness::ensure!(!sites.is_empty(), "the scenario passes no crash site");
     for site in &sites {
         let repro = format!(
-            "cargo xtask repro crash --backend {} --test {} --seed {seed} --crash-at {site}",
+            "cargo xtask repro crash --backend {} --test {} --seed {seed} --crash-at '{site}'",
             case.backend(),
             case.test
         );
@@ -163,4 +187,28 @@ fn breaker_still_open_after_restart(case: &Case) -> Check {
         Step::Signal(signal("w-4", Side::Buy, 1)),
     ];
     check_every_site(case, case.seed, &steps)
+}
+
+/// The same gate against a real process: the `book` binary aborts at each crash point
+/// (no destructor, no rollback, no flush runs) and is restarted on the same files.
+fn book_process_aborted_at_every_crash_site(case: &Case) -> Check {
+    let steps = scenario::generate(case.seed, STEPS_DEFAULT);
+    check_sites(
+        &process_template(case)?,
+        case.seed,
+        &steps,
+        Sites::CrashPoints,
+    )
+}
+
+/// Smoke: SIGKILL the `book` process right after each venue reply, wherever the book is.
+fn book_process_killed_after_every_venue_reply(case: &Case) -> Check {
+    let steps = scenario::generate(case.seed, STEPS_DEFAULT);
+    check_sites(&process_template(case)?, case.seed, &steps, Sites::Sigkills)
+}
+
+fn process_template(case: &Case) -> Result<Case, Failure> {
+    let mut template = harness::runner::fresh_case(case, case.seed)?;
+    template.process = true;
+    Ok(template)
 }

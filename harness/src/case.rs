@@ -61,6 +61,9 @@ pub struct Case {
     /// The venue's state outlives every book opened on this case (as a real exchange does).
     pub venue: SimVenue,
     pub mutant: Option<Mutant>,
+    /// Run the book as a `book` process (crashes are real process deaths) instead of in
+    /// this process.
+    pub process: bool,
 }
 
 impl Case {
@@ -80,6 +83,7 @@ impl Case {
             clock: SimClock::starting_at(0),
             venue: SimVenue::new(),
             mutant,
+            process: false,
         }
     }
 
@@ -113,6 +117,14 @@ impl Case {
     }
 
     pub fn open_with(&self, options: BookOptions) -> Result<Box<dyn Subject>, BookError> {
+        if self.process {
+            return Ok(Box::new(crate::process::ProcessSubject::spawn(
+                &self.database,
+                self.venue.clone(),
+                self.clock.clone(),
+                options,
+            )?));
+        }
         subject::open_reference(
             self.database.connect()?,
             Box::new(self.venue.clone()),

@@ -24,17 +24,38 @@ pub const EXCLUDED_COLUMNS: &[(&str, &str, &str)] = &[(
     "recovery appends its own events (category recovery), so the log is longer by exactly those",
 )];
 
-/// Runs `steps` uninterrupted with a recording plan: the reference book and every crash
-/// site it passed, in order.
+/// Runs `steps` uninterrupted, in this process, with a recording plan: the reference book,
+/// every crash site it passed in order, and the SIGKILL sites (one after each venue reply)
+/// that the same run has in a `book` process.
 pub fn uninterrupted(
     template: &Case,
     seed: Seed,
     steps: &[Step],
-) -> Result<(Run, Vec<CrashSite>), Failure> {
-    let case = runner::fresh_case(template, seed)?;
+) -> Result<Uninterrupted, Failure> {
+    let mut case = runner::fresh_case(template, seed)?;
+    case.process = false;
     let plan = CrashPlan::recording();
     let run = runner::run_with_plan(&case, steps, Some(&plan))?;
-    Ok((run, plan.passed()))
+    let sigkill_sites = (1..=case.venue.calls())
+        .map(|hit| CrashSite {
+            point: crate::process::SIGKILL_POINT.to_owned(),
+            hit: u32::try_from(hit).unwrap_or(u32::MAX),
+        })
+        .collect();
+    Ok(Uninterrupted {
+        run,
+        sites: plan.passed(),
+        sigkill_sites,
+    })
+}
+
+#[derive(Debug)]
+pub struct Uninterrupted {
+    pub run: Run,
+    /// Crash points the book passed, in order.
+    pub sites: Vec<CrashSite>,
+    /// One SIGKILL site per venue call the run made.
+    pub sigkill_sites: Vec<CrashSite>,
 }
 
 /// The sites to crash at: `--crash-at` if given, else all of them, thinned evenly to

@@ -9,6 +9,7 @@ pub mod crash;
 pub mod dump;
 pub mod invariants;
 pub mod pg;
+pub mod process;
 pub mod provider;
 pub mod rebuild;
 pub mod report;

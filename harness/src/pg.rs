@@ -180,6 +180,11 @@ impl CaseDatabase {
     pub fn name(&self) -> &str {
         &self.name
     }
+
+    /// The case database's URL (for a `book` process; it may carry a password).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
 }
 
 impl Drop for CaseDatabase {

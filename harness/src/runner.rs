@@ -41,6 +41,7 @@ pub fn fresh_case(template: &Case, seed: Seed) -> Result<Case, Failure> {
         template.mutant,
     );
     case.venue = SimVenue::with_partial_fills(seed);
+    case.process = template.process;
     Ok(case)
 }
 

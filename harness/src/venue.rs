@@ -45,6 +45,8 @@ struct State {
     /// a real venue, a second order (or a rejection the book did not expect).
     duplicates: Vec<String>,
     armed: Option<Fault>,
+    /// Calls answered so far (place, find_order, positions).
+    calls: u64,
     /// The fault bound to each client order id it hit.
     sticky: BTreeMap<String, Fault>,
 }
@@ -74,6 +76,11 @@ impl SimVenue {
     /// Client order ids of every `place` call so far, in order.
     pub fn placements(&self) -> Vec<String> {
         self.lock().placements.clone()
+    }
+
+    /// How many calls the venue has answered.
+    pub fn calls(&self) -> u64 {
+        self.lock().calls
     }
 
     /// Client order ids that were placed again while the venue held them already.
@@ -111,6 +118,7 @@ impl SimVenue {
 impl Venue for SimVenue {
     fn place(&mut self, request: &OrderRequest) -> Result<VenueOrder, VenueError> {
         let mut state = self.lock();
+        state.calls += 1;
         let client_order_id = request.client_order_id.clone();
         state.placements.push(client_order_id.clone());
         if let Some(existing) = state.orders.get(&client_order_id).cloned() {
@@ -190,10 +198,14 @@ impl Venue for SimVenue {
     }
 
     fn find_order(&mut self, client_order_id: &str) -> Result<Option<VenueOrder>, VenueError> {
-        Ok(self.lock().orders.get(client_order_id).cloned())
+        let mut state = self.lock();
+        state.calls += 1;
+        Ok(state.orders.get(client_order_id).cloned())
     }
 
     fn positions(&mut self) -> Result<Vec<VenuePosition>, VenueError> {
-        Ok(book::venue::net_positions(self.lock().orders.values()))
+        let mut state = self.lock();
+        state.calls += 1;
+        Ok(book::venue::net_positions(state.orders.values()))
     }
 }

@@ -65,6 +65,17 @@ pub fn run(plan: &Plan) -> anyhow::Result<Finished> {
     }
     std::fs::create_dir_all(&results).with_context(|| format!("creating {}", results.display()))?;
 
+    // The crash gate runs the book as a real process: build it first.
+    let built = Command::new("cargo")
+        .args(["build", "--quiet", "--package", "book", "--bin", "book"])
+        .current_dir(workspace_root())
+        .status()
+        .context("building the book binary")?;
+    anyhow::ensure!(
+        built.success(),
+        "building the book binary failed (see above)"
+    );
+
     let mut command = if nextest_available() {
         nextest_command(plan)
     } else {
