@@ -113,7 +113,13 @@ impl Book {
         clock: Box<dyn Clock>,
         options: BookOptions,
     ) -> Result<Book, BookError> {
-        migrate::migrate(store.as_mut())?;
+        match migrate::migrate_with_crash_points(store.as_mut(), options.crash_plan.as_ref()) {
+            // A crash is a crash wherever it happens, not a migration failure.
+            Err(migrate::MigrateError::Crashed(crashed)) => {
+                return Err(BookError::Crashed(crashed))
+            }
+            other => other?,
+        };
         let open_count = match options.mutant {
             Some(Mutant::IntentIdWithOpenCounter) => mutant::next_open_count(),
             _ => 0,

@@ -7,6 +7,7 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::crash::{CrashPlan, Crashed, Moment};
 use crate::store::{Backend, Isolation, Store, StoreError, Value};
 
 #[derive(Debug, Clone, Copy)]
@@ -89,6 +90,9 @@ pub enum MigrateError {
         #[source]
         source: StoreError,
     },
+    /// An armed crash point fired while migrating (tests only).
+    #[error(transparent)]
+    Crashed(#[from] Crashed),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -141,6 +145,15 @@ pub fn applied(store: &mut dyn Store) -> Result<Vec<AppliedMigration>, StoreErro
 
 /// Checks what is applied against what this build embeds, then applies what is missing.
 pub fn migrate(store: &mut dyn Store) -> Result<MigrationReport, MigrateError> {
+    migrate_with_crash_points(store, None)
+}
+
+/// [`migrate`], passing the crash points `migrate.before_commit` and
+/// `migrate.after_commit` of each migration when a plan is given.
+pub fn migrate_with_crash_points(
+    store: &mut dyn Store,
+    crash_plan: Option<&CrashPlan>,
+) -> Result<MigrationReport, MigrateError> {
     let known = migrations(store.backend());
     let applied = applied(store)?;
     check_applied(known, &applied)?;
@@ -149,11 +162,17 @@ pub fn migrate(store: &mut dyn Store) -> Result<MigrationReport, MigrateError> {
         if applied.iter().any(|row| row.version == migration.version) {
             continue;
         }
-        apply(store, migration).map_err(|source| MigrateError::Step {
-            version: migration.version,
-            name: migration.name.to_owned(),
-            source,
-        })?;
+        match apply(store, migration, crash_plan) {
+            Ok(()) => {}
+            Err(ApplyError::Crashed(crashed)) => return Err(MigrateError::Crashed(crashed)),
+            Err(ApplyError::Store(source)) => {
+                return Err(MigrateError::Step {
+                    version: migration.version,
+                    name: migration.name.to_owned(),
+                    source,
+                })
+            }
+        }
         applied_versions.push(migration.version);
     }
     Ok(MigrationReport { applied_versions })
@@ -191,7 +210,11 @@ fn find(known: &[Migration], version: i64) -> Result<&Migration, MigrateError> {
         .ok_or(MigrateError::UnknownVersion { version })
 }
 
-fn apply(store: &mut dyn Store, migration: &Migration) -> Result<(), StoreError> {
+fn apply(
+    store: &mut dyn Store,
+    migration: &Migration,
+    crash_plan: Option<&CrashPlan>,
+) -> Result<(), ApplyError> {
     let mut transaction = store.transaction(Isolation::Write)?;
     transaction.execute_batch(migration.up)?;
     transaction.execute(
@@ -202,7 +225,23 @@ fn apply(store: &mut dyn Store, migration: &Migration) -> Result<(), StoreError>
             Value::Text(migration.checksum()),
         ],
     )?;
-    transaction.commit()
+    if let Some(plan) = crash_plan {
+        plan.hit("migrate", Moment::BeforeCommit)?;
+    }
+    transaction.commit()?;
+    if let Some(plan) = crash_plan {
+        plan.hit("migrate", Moment::AfterCommit)?;
+    }
+    Ok(())
+}
+
+/// A migration step fails in the database, or crashes at a crash point.
+#[derive(Debug, thiserror::Error)]
+enum ApplyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crashed(#[from] Crashed),
 }
 
 /// Runs the down steps of every applied migration newer than `target_version`, newest

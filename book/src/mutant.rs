@@ -28,10 +28,13 @@ pub enum Mutant {
     /// Today's trade count is kept in the process and written as an absolute value, so a
     /// restart resets it to zero.
     DailyCounterInMemory,
+    /// The confirm commits the order row in a transaction of its own before the rest
+    /// (fills, position, intent `completed`): a crash between leaves half a confirm.
+    ConfirmSplitInTwo,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 7] = [
+    pub const ALL: [Mutant; 8] = [
         Mutant::IntentIdWithOpenCounter,
         Mutant::NonIdempotentCreate,
         Mutant::WallClockTimestamp,
@@ -39,6 +42,7 @@ impl Mutant {
         Mutant::FloatPrice,
         Mutant::BlindReplaceOnRecovery,
         Mutant::DailyCounterInMemory,
+        Mutant::ConfirmSplitInTwo,
     ];
 
     /// The mutant with this [`Mutant::name`].
@@ -55,6 +59,7 @@ impl Mutant {
             Mutant::FloatPrice => "float-price",
             Mutant::BlindReplaceOnRecovery => "blind-replace-on-recovery",
             Mutant::DailyCounterInMemory => "daily-counter-in-memory",
+            Mutant::ConfirmSplitInTwo => "confirm-split-in-two",
         }
     }
 }

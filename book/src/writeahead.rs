@@ -267,6 +267,21 @@ impl Book {
         let run_id = self.options.run.run_id.clone();
         let now = self.now_ms();
         let today = self.today();
+        let split = self.options.mutant == Some(Mutant::ConfirmSplitInTwo);
+        if split {
+            self.transact(Isolation::Write, "confirm.order", |transaction| {
+                let size = transaction.query_int(
+                    "SELECT size FROM intents WHERE intent_id = $1",
+                    &[Value::from(intent_id)],
+                )?;
+                let status = if crate::venue::filled_qty(&order.fills) >= size {
+                    "filled"
+                } else {
+                    "open"
+                };
+                Ok(insert_order(transaction, intent_id, order, status, now)?)
+            })?;
+        }
         self.transact(Isolation::Write, "confirm", |transaction| {
             let intent = transaction
                 .query_optional(
@@ -287,16 +302,9 @@ impl Book {
             // Count each trade once: a venue may report the same trade twice.
             let filled = crate::venue::filled_qty(&order.fills);
             let order_status = if filled >= *size { "filled" } else { "open" };
-            transaction.execute(
-                "INSERT INTO orders (order_id, intent_id, client_order_id, status, ts) VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    Value::from(&order.venue_order_id),
-                    Value::from(intent_id),
-                    Value::from(&order.client_order_id),
-                    Value::from(order_status),
-                    Value::Int(now),
-                ],
-            )?;
+            if !split {
+                insert_order(transaction, intent_id, order, order_status, now)?;
+            }
             transaction.execute(
                 "INSERT INTO positions (intent_id, strategy, symbol, qty, cost, status, exit_price, realized_pnl, updated_ts) \
                  VALUES ($1, $2, $3, 0, 0, 'open', NULL, NULL, $4)",
@@ -566,6 +574,26 @@ enum Unplaced<'reason> {
     /// The venue never accepted it: back to `pending`, placeable once when the signal
     /// comes again. The argument is the event category (recovery or not).
     NotAccepted(&'static str),
+}
+
+fn insert_order(
+    transaction: &mut (dyn Transaction + '_),
+    intent_id: &str,
+    order: &VenueOrder,
+    status: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    transaction.execute(
+        "INSERT INTO orders (order_id, intent_id, client_order_id, status, ts) VALUES ($1, $2, $3, $4, $5)",
+        &[
+            Value::from(&order.venue_order_id),
+            Value::from(intent_id),
+            Value::from(&order.client_order_id),
+            Value::from(status),
+            Value::Int(now),
+        ],
+    )?;
+    Ok(())
 }
 
 fn insert_intent(

@@ -13,8 +13,9 @@
 //! The last two checks do the same to a real `book` process: aborted at each crash point,
 //! and SIGKILLed right after each venue reply without any cooperation from the book.
 //!
-//! Mutants: recovery that re-places without asking the venue, and a daily trade counter
-//! kept in memory.
+//! Mutants: recovery that re-places without asking the venue (in process and in a `book`
+//! process), a daily trade counter kept in memory, and a confirm split into two
+//! transactions.
 
 use book::{Side, Signal};
 use harness::crash;
@@ -40,6 +41,8 @@ harness::gate_tests! {
             (BlindReplaceOnRecovery, crash_after_the_venue_accepted_before_the_confirm, "one_venue_order_per_client_order_id"),
         daily_counter_in_memory_is_caught =>
             (DailyCounterInMemory, warm_restart_with_an_open_position, "daily_limits"),
+        confirm_split_in_two_is_caught =>
+            (ConfirmSplitInTwo, crash_after_the_venue_accepted_before_the_confirm, "is unknown"),
         blind_replace_in_a_book_process_is_caught =>
             (BlindReplaceOnRecovery, book_process_aborted_at_every_crash_site, "one_venue_order_per_client_order_id"),
     ];

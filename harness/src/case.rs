@@ -163,11 +163,28 @@ pub fn repro_command(gate: &str, backend: Backend, test: &str, seed: Seed) -> St
         .map(|steps| format!(" --steps {}", steps.trim()))
         .unwrap_or_default();
     let crash_at = std::env::var(crate::crash::CRASH_AT_ENV)
-        .map(|site| format!(" --crash-at {}", site.trim()))
+        .map(|site| format!(" --crash-at '{}'", site.trim()))
         .unwrap_or_default();
+    let crash_at = crash_at
+        + &std::env::var(MUTANT_ENV)
+            .map(|mutant| format!(" --mutant {}", mutant.trim()))
+            .unwrap_or_default();
     format!(
         "cargo xtask repro {gate} --backend {backend} --test {test} --seed {seed}{steps}{crash_at}"
     )
+}
+
+pub const MUTANT_ENV: &str = "BOOKPROOF_MUTANT";
+
+fn mutant_from_env() -> Option<Mutant> {
+    let name = std::env::var(MUTANT_ENV).ok()?;
+    let known: Vec<&str> = Mutant::ALL.iter().map(|mutant| mutant.name()).collect();
+    Some(Mutant::parse(name.trim()).unwrap_or_else(|| {
+        panic!(
+            "{MUTANT_ENV}={name:?}: known mutants are {}",
+            known.join(", ")
+        )
+    }))
 }
 
 fn seed_from_env() -> Seed {
@@ -192,17 +209,23 @@ pub fn run_mutant(
     backend: Backend,
     test: &str,
     mutant: Mutant,
-    check: fn(&Case) -> Check,
+    target: (&str, fn(&Case) -> Check),
     caught_by: &str,
 ) {
     run(gate, backend, test, Some(mutant), Kind::Mutant, |case| {
-        match check(case) {
+        match (target.1)(case) {
         Ok(()) => Err(Failure(format!(
             "mutant {} survived: the check passed against a deliberately broken book",
             mutant.name()
         ))),
         Err(Failure(message)) if message.contains(caught_by) => {
             println!("mutant {} caught: {message}", mutant.name());
+            println!(
+                "watch it fail: cargo xtask repro {gate} --backend {backend} --test {} --seed {} --mutant {}",
+                target.0,
+                case.seed,
+                mutant.name()
+            );
             Ok(())
         }
         Err(Failure(message)) => Err(Failure(format!(
@@ -257,6 +280,9 @@ fn run(
     body: impl FnOnce(&Case) -> Check,
 ) {
     let seed = seed_from_env();
+    // `cargo xtask repro --mutant NAME` runs an ordinary check against a mutant, to watch
+    // it fail.
+    let mutant = mutant.or_else(mutant_from_env);
     let started = Instant::now();
     let mut record = CaseRecord {
         gate: gate.to_owned(),

@@ -80,7 +80,7 @@ macro_rules! gate_tests {
                         $crate::Backend::$backend,
                         stringify!($mutant_test),
                         $crate::book::Mutant::$mutant,
-                        super::$target,
+                        (stringify!($target), super::$target),
                         $caught_by,
                     );
                 }

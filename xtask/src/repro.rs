@@ -18,12 +18,31 @@ pub struct Args {
     /// The crash site the failure named (crash gate).
     #[arg(long)]
     pub crash_at: Option<harness::book::CrashSite>,
+    /// Run the case against this mutant (a deliberately broken book), to watch the gate
+    /// catch it.
+    #[arg(long)]
+    pub mutant: Option<String>,
     /// The case the failure named; all cases of the gate when left out.
     #[arg(long)]
     pub test: Option<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
+    if let Some(mutant) = &args.mutant {
+        let Some(mutant) = harness::book::Mutant::parse(mutant) else {
+            let known: Vec<&str> = harness::book::Mutant::ALL
+                .iter()
+                .map(|mutant| mutant.name())
+                .collect();
+            eprintln!(
+                "error: unknown mutant `{mutant}`; known mutants: {}",
+                known.join(", ")
+            );
+            return Ok(crate::exit::USAGE);
+        };
+        // Read by the harness in the test processes xtask starts.
+        std::env::set_var(harness::case::MUTANT_ENV, mutant.name());
+    }
     verify::run(verify::Args {
         gates: vec![args.gate],
         backend: args.backend,
