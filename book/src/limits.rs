@@ -6,7 +6,8 @@ use serde_json::json;
 use crate::book::Book;
 use crate::error::BookError;
 use crate::events::{self, category};
-use crate::store::{Isolation, Value};
+use crate::mutant::Mutant;
+use crate::store::{Isolation, Transaction, Value};
 
 /// Today's row of `daily_limits`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,18 @@ impl Book {
         let run_id = self.options.run.run_id.clone();
         let now = self.now_ms();
         let today = self.today();
+        let today_text = today.to_string();
+        // The checkpoint says which day was rolled last: a roll delivered again (after a
+        // restart, say) is skipped, so it must be written with the work it covers.
+        if self.read_checkpoint(DAY_ROLLED)?.as_deref() == Some(today_text.as_str()) {
+            return Ok(());
+        }
+        let checkpoint_first = self.options.mutant == Some(Mutant::CheckpointBeforeWork);
+        if checkpoint_first {
+            self.transact(Isolation::Write, "checkpoint", |transaction| {
+                write_checkpoint(transaction, &run_id, now, DAY_ROLLED, &today_text)
+            })?;
+        }
         self.transact(Isolation::Write, "day.roll", |transaction| {
             let created = transaction.execute(
                 "INSERT INTO daily_limits (day, pnl, trade_count) VALUES ($1, 0, 0) ON CONFLICT (day) DO NOTHING",
@@ -75,6 +88,9 @@ impl Book {
             )?;
             if created == 1 {
                 events::append(transaction, &run_id, now, category::LIMITS, "day.rolled", json!({ "day": today }))?;
+            }
+            if !checkpoint_first {
+                write_checkpoint(transaction, &run_id, now, DAY_ROLLED, &today_text)?;
             }
             Ok(())
         })
@@ -107,20 +123,7 @@ impl Book {
         let run_id = self.options.run.run_id.clone();
         let now = self.now_ms();
         self.transact(Isolation::Write, "checkpoint", |transaction| {
-            transaction.execute(
-                "INSERT INTO checkpoints (name, value, ts) VALUES ($1, $2, $3) \
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, ts = excluded.ts",
-                &[Value::from(name), Value::from(value), Value::Int(now)],
-            )?;
-            events::append(
-                transaction,
-                &run_id,
-                now,
-                category::CHECKPOINT,
-                "checkpoint.written",
-                json!({ "name": name, "value": value }),
-            )?;
-            Ok(())
+            write_checkpoint(transaction, &run_id, now, name, value)
         })
     }
 
@@ -136,4 +139,30 @@ impl Book {
                 .and_then(|value| value.as_text().map(str::to_owned)))
         })
     }
+}
+
+/// The checkpoint that names the last day rolled.
+pub const DAY_ROLLED: &str = "day_rolled";
+
+fn write_checkpoint(
+    transaction: &mut (dyn Transaction + '_),
+    run_id: &str,
+    now: i64,
+    name: &str,
+    value: &str,
+) -> Result<(), BookError> {
+    transaction.execute(
+        "INSERT INTO checkpoints (name, value, ts) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, ts = excluded.ts",
+        &[Value::from(name), Value::from(value), Value::Int(now)],
+    )?;
+    events::append(
+        transaction,
+        run_id,
+        now,
+        category::CHECKPOINT,
+        "checkpoint.written",
+        json!({ "name": name, "value": value }),
+    )?;
+    Ok(())
 }

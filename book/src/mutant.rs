@@ -31,10 +31,13 @@ pub enum Mutant {
     /// The confirm commits the order row in a transaction of its own before the rest
     /// (fills, position, intent `completed`): a crash between leaves half a confirm.
     ConfirmSplitInTwo,
+    /// The day roll writes its checkpoint in a transaction of its own before the work it
+    /// covers: a crash between makes the restarted book believe the day was rolled.
+    CheckpointBeforeWork,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 8] = [
+    pub const ALL: [Mutant; 9] = [
         Mutant::IntentIdWithOpenCounter,
         Mutant::NonIdempotentCreate,
         Mutant::WallClockTimestamp,
@@ -43,6 +46,7 @@ impl Mutant {
         Mutant::BlindReplaceOnRecovery,
         Mutant::DailyCounterInMemory,
         Mutant::ConfirmSplitInTwo,
+        Mutant::CheckpointBeforeWork,
     ];
 
     /// The mutant with this [`Mutant::name`].
@@ -60,6 +64,7 @@ impl Mutant {
             Mutant::BlindReplaceOnRecovery => "blind-replace-on-recovery",
             Mutant::DailyCounterInMemory => "daily-counter-in-memory",
             Mutant::ConfirmSplitInTwo => "confirm-split-in-two",
+            Mutant::CheckpointBeforeWork => "checkpoint-before-work",
         }
     }
 }

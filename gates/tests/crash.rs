@@ -14,8 +14,8 @@
 //! and SIGKILLed right after each venue reply without any cooperation from the book.
 //!
 //! Mutants: recovery that re-places without asking the venue (in process and in a `book`
-//! process), a daily trade counter kept in memory, and a confirm split into two
-//! transactions.
+//! process), a daily trade counter kept in memory, a confirm split into two transactions,
+//! and a checkpoint written before the work it covers (the day roll).
 
 use book::{Side, Signal};
 use harness::crash;
@@ -43,6 +43,8 @@ harness::gate_tests! {
             (DailyCounterInMemory, warm_restart_with_an_open_position, "daily_limits"),
         confirm_split_in_two_is_caught =>
             (ConfirmSplitInTwo, crash_after_the_venue_accepted_before_the_confirm, "is unknown"),
+        checkpoint_before_work_is_caught =>
+            (CheckpointBeforeWork, breaker_still_open_after_restart, "differs from the uninterrupted run"),
         blind_replace_in_a_book_process_is_caught =>
             (BlindReplaceOnRecovery, book_process_aborted_at_every_crash_site, "one_venue_order_per_client_order_id"),
     ];
