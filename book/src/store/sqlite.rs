@@ -20,6 +20,15 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_unlabelled(path).map_err(|error| StoreError::Other {
+            message: format!(
+                "cannot open {} as the book's SQLite database: {error}; the file was left as it is",
+                path.display()
+            ),
+        })
+    }
+
+    fn open_unlabelled(path: &Path) -> Result<SqliteStore, StoreError> {
         let connection = Connection::open(path).map_err(map_error)?;
         connection
             .busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))
@@ -182,9 +191,6 @@ fn map_error(error: rusqlite::Error) -> StoreError {
                     ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
                         StoreError::Serialization { message: detail }
                     }
-                    ErrorCode::CannotOpen
-                    | ErrorCode::NotADatabase
-                    | ErrorCode::DatabaseCorrupt => StoreError::Other { message: detail },
                     _ => StoreError::Other { message: detail },
                 },
             }
