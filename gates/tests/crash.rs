@@ -33,6 +33,7 @@ harness::gate_tests! {
         warm_restart_with_an_open_position,
         fills_replayed_by_the_venue_around_a_restart,
         breaker_still_open_after_restart,
+        daily_loss_limit_still_in_force_after_restart,
         book_process_aborted_at_every_crash_site,
         book_process_killed_after_every_venue_reply,
     ];
@@ -191,6 +192,30 @@ fn breaker_still_open_after_restart(case: &Case) -> Check {
         Step::Reset,
         Step::Signal(signal("w-4", Side::Buy, 1)),
     ];
+    check_every_site(case, case.seed, &steps)
+}
+
+/// Six losing trades breach the daily loss limit (each loses 2% of 2 to 5 units at
+/// 4_200_000, at least -168_000, against a limit of 1_000_000); the next signal is refused,
+/// also after any crash and restart, until the day rolls.
+fn daily_loss_limit_still_in_force_after_restart(case: &Case) -> Check {
+    let mut steps = Vec::new();
+    for window in ["w-1", "w-2", "w-3", "w-4", "w-5", "w-6"] {
+        steps.push(Step::Signal(signal(window, Side::Buy, 5)));
+        steps.push(Step::Close {
+            pick: 0,
+            offset: -20_000,
+        });
+    }
+    steps.push(Step::Signal(signal("w-7", Side::Buy, 1)));
+    steps.push(Step::RollDay);
+    steps.push(Step::Signal(signal("w-8", Side::Buy, 1)));
+    let reference = crash::uninterrupted(case, case.seed, &steps)?;
+    let trace = reference.run.trace.join("\n");
+    harness::ensure!(
+        trace.contains("refused: daily loss limit reached"),
+        "the scenario never reaches the daily loss limit, so it proves nothing:\n{trace}"
+    );
     check_every_site(case, case.seed, &steps)
 }
 
