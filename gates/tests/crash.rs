@@ -78,8 +78,12 @@ fn check_sites(case: &Case, seed: Seed, steps: &[Step], which: Sites) -> Check {
     })?;
     harness::ensure!(!sites.is_empty(), "the scenario passes no crash site");
     for site in &sites {
+        let mutant = case
+            .mutant
+            .map(|mutant| format!(" --mutant {}", mutant.name()))
+            .unwrap_or_default();
         let repro = format!(
-            "cargo xtask repro crash --backend {} --test {} --seed {seed} --crash-at '{site}'",
+            "cargo xtask repro crash --backend {} --test {} --seed {seed} --crash-at '{site}'{mutant}",
             case.backend(),
             case.test
         );
