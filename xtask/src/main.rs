@@ -28,6 +28,7 @@ pub mod exit {
 #[derive(Debug, Parser)]
 #[command(
     name = "cargo xtask",
+    bin_name = "cargo xtask",
     about = "bookproof: deterministic verification of a trading book's persistence layer",
     after_help = "Exit codes: 0 all passed, 1 a gate failed, 2 bad usage, 3 harness error.\n\
                   Reports: target/bookproof/report.json and target/nextest/ci/junit.xml."

@@ -17,7 +17,8 @@ pub struct Args {
     /// Seeds for sweeps (the determinism gate's `seed_sweep`), with a progress bar.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub seeds: Option<u64>,
-    /// The most steps a generated scenario has (default 40).
+    /// The most steps a generated scenario has (default 40; 12 for the crash gate, whose
+    /// every crash site is a full rerun).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub steps: Option<u64>,
     /// The crash gate crashes only here (`POINT#HIT`, as a failure prints it).
