@@ -277,12 +277,6 @@ impl Book {
                 .collect())
         })
     }
-
-    /// Direct access to the store, for tools that inspect the book (dumps, integrity
-    /// checks). The book's own flows never use it.
-    pub fn store_mut(&mut self) -> &mut dyn Store {
-        self.store.as_mut()
-    }
 }
 
 fn attempt<T>(

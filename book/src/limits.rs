@@ -9,14 +9,6 @@ use crate::events::{self, category};
 use crate::mutant::Mutant;
 use crate::store::{Isolation, Transaction, Value};
 
-/// Today's row of `daily_limits`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DailyLimits {
-    pub day: i64,
-    pub pnl: i64,
-    pub trade_count: i64,
-}
-
 impl Book {
     /// Closes the position an intent opened at `exit_price`: realises its pnl into today's
     /// limits and frees its counters. Returns the realised pnl.
@@ -93,28 +85,6 @@ impl Book {
                 write_checkpoint(transaction, &run_id, now, DAY_ROLLED, &today_text)?;
             }
             Ok(())
-        })
-    }
-
-    pub fn daily_limits(&mut self) -> Result<DailyLimits, BookError> {
-        let day = self.today();
-        self.transact(Isolation::Read, "read", |transaction| {
-            let row = transaction.query_optional(
-                "SELECT pnl, trade_count FROM daily_limits WHERE day = $1",
-                &[Value::Int(day)],
-            )?;
-            Ok(match row.as_deref() {
-                Some([Value::Int(pnl), Value::Int(trade_count)]) => DailyLimits {
-                    day,
-                    pnl: *pnl,
-                    trade_count: *trade_count,
-                },
-                _ => DailyLimits {
-                    day,
-                    pnl: 0,
-                    trade_count: 0,
-                },
-            })
         })
     }
 

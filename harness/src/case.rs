@@ -151,11 +151,6 @@ impl Case {
         let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
         Err(Failure(lines.join("\n")))
     }
-
-    /// The command that reruns this case exactly.
-    pub fn repro(&self) -> String {
-        repro_command(self.gate, self.backend(), &self.test, self.seed)
-    }
 }
 
 pub fn repro_command(gate: &str, backend: Backend, test: &str, seed: Seed) -> String {

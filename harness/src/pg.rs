@@ -324,10 +324,6 @@ impl LocalCluster {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
     pub fn directory(&self) -> &Path {
         &self.directory
     }
@@ -336,10 +332,6 @@ impl LocalCluster {
     pub fn server_pid(&self) -> Option<u32> {
         let contents = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
         contents.lines().next()?.trim().parse().ok()
-    }
-
-    pub fn start_millis(&self) -> u128 {
-        self.start_millis
     }
 
     fn data_dir(&self) -> PathBuf {

@@ -88,11 +88,6 @@ impl SimVenue {
         self.lock().duplicates.clone()
     }
 
-    /// Client order ids the venue holds an order for, sorted.
-    pub fn orders(&self) -> Vec<String> {
-        self.lock().orders.keys().cloned().collect()
-    }
-
     /// Fills the rest of every partly filled order (the market traded through).
     pub fn fill_open_orders(&self) {
         let mut state = self.lock();

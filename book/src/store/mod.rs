@@ -146,13 +146,6 @@ pub enum StoreError {
     Other { message: String },
 }
 
-impl StoreError {
-    /// Whether retrying the whole transaction on a fresh connection may succeed.
-    pub fn is_transient_connection(&self) -> bool {
-        matches!(self, StoreError::Connection { .. })
-    }
-}
-
 /// A database connection the book owns.
 pub trait Store: Send {
     fn backend(&self) -> Backend;
