@@ -1,20 +1,20 @@
 //! [`Book`]: the store, the venue and the clock, and the transaction discipline they share.
-//! The flows live by concept in `writeahead.rs` (placement and recovery), `breaker.rs` and
-//! `limits.rs`.
+//! The flows live by concept: `placement/` (reserve -> act -> confirm, recovery, fills),
+//! `breaker.rs`, `limits.rs`, `positions.rs`.
 
 use std::time::Duration;
 
+use protocol::Venue;
 use serde_json::json;
 
 use crate::clock::{Clock, DAY_MS};
-use crate::crash::{CrashPlan, Moment};
+use crate::crash::{self, CrashPlan};
 use crate::error::BookError;
 use crate::events::{self, category};
 use crate::intent::{self, Signal};
 use crate::migrate;
-use crate::mutant::{self, Mutant};
+use crate::mutant::{Mutant, MutantState};
 use crate::store::{Isolation, Store, StoreError, Transaction, Value};
-use crate::venue::Venue;
 
 /// A 40001 is retried this many times, then reported as `SerializationConflict`.
 const SERIALIZATION_RETRIES_MAX: u32 = 1;
@@ -82,13 +82,11 @@ pub struct Book {
     pub(crate) clock: Box<dyn Clock>,
     pub(crate) options: BookOptions,
     /// Set when an outcome became unknown: no further placement until an operator resets
-    /// the breaker in a new process. Kept in memory on purpose, because the database may be
-    /// exactly what failed; the persisted breaker is tripped too when it can be written.
+    /// the breaker. Kept in memory on purpose, because the database may be exactly what
+    /// failed; the persisted breaker is tripped too when it can be written.
     pub(crate) halted: Option<String>,
-    /// Only read under `Mutant::IntentIdWithOpenCounter`.
-    pub(crate) open_count: u64,
-    /// Only used under `Mutant::DailyCounterInMemory`.
-    pub(crate) trades_in_memory: i64,
+    /// What a selected mutant keeps in memory; empty in production.
+    pub(crate) mutant_state: MutantState,
 }
 
 impl std::fmt::Debug for Book {
@@ -120,18 +118,13 @@ impl Book {
             }
             other => other?,
         };
-        let open_count = match options.mutant {
-            Some(Mutant::IntentIdWithOpenCounter) => mutant::next_open_count(),
-            _ => 0,
-        };
         let mut book = Book {
             store,
             venue,
             clock,
+            mutant_state: MutantState::opened(options.mutant),
             options,
             halted: None,
-            open_count,
-            trades_in_memory: 0,
         };
         book.initialise()?;
         Ok(book)
@@ -205,15 +198,8 @@ impl Book {
     /// The intent id this book gives `signal` (SPEC §2.1).
     pub fn intent_id(&self, signal: &Signal) -> String {
         let run = &self.options.run;
-        let id = intent::intent_id(signal, &run.dataset_sha, run.seed);
-        match self.options.mutant {
-            Some(Mutant::IntentIdWithOpenCounter) => intent::intent_id(
-                signal,
-                &format!("{}#{}", run.dataset_sha, self.open_count),
-                run.seed,
-            ),
-            _ => id,
-        }
+        let dataset = self.mutant_state.id_dataset(&run.dataset_sha);
+        intent::intent_id(signal, &dataset, run.seed)
     }
 
     /// Runs `work` in one transaction and commits it. A serialization failure reruns it
@@ -221,18 +207,15 @@ impl Book {
     /// replaced and the transaction rerun, a bounded number of times. Nothing else is
     /// retried: constraint and syntax errors are answers, not accidents.
     ///
-    /// Every write transaction passes two crash points, `NAME.before_commit` (the work is
-    /// done, nothing is committed: a crash rolls it back) and `NAME.after_commit`.
+    /// A write transaction commits through [`crash::commit`], passing `NAME.before_commit`
+    /// and `NAME.after_commit`.
     pub(crate) fn transact<T>(
         &mut self,
         isolation: Isolation,
         name: &'static str,
         mut work: impl FnMut(&mut (dyn Transaction + '_)) -> Result<T, BookError>,
     ) -> Result<T, BookError> {
-        let crash_plan = match isolation {
-            Isolation::Read => None,
-            Isolation::Write | Isolation::Serializable => self.options.crash_plan.clone(),
-        };
+        let crash_plan = self.options.crash_plan.clone();
         let mut serialization_retries = 0;
         let mut connection_retries = 0;
         let mut backoff_ms = CONNECTION_BACKOFF_INITIAL_MS;
@@ -277,6 +260,25 @@ impl Book {
                 .collect())
         })
     }
+
+    /// The run's id, the clock's time and day, and the mutant: what every write needs.
+    pub(crate) fn context(&self) -> Context {
+        Context {
+            run_id: self.options.run.run_id.clone(),
+            now: self.now_ms(),
+            today: self.today(),
+            mutant: self.options.mutant,
+        }
+    }
+}
+
+/// See [`Book::context`].
+#[derive(Debug, Clone)]
+pub(crate) struct Context {
+    pub run_id: String,
+    pub now: i64,
+    pub today: i64,
+    pub mutant: Option<Mutant>,
 }
 
 fn attempt<T>(
@@ -288,13 +290,11 @@ fn attempt<T>(
 ) -> Result<T, BookError> {
     let mut transaction = store.transaction(isolation)?;
     let value = work(transaction.as_mut())?;
-    if let Some(plan) = crash_plan {
-        // Returning drops the open transaction: it rolls back, as after a real crash.
-        plan.hit(name, Moment::BeforeCommit)?;
-    }
-    transaction.commit()?;
-    if let Some(plan) = crash_plan {
-        plan.hit(name, Moment::AfterCommit)?;
+    match isolation {
+        Isolation::Read => transaction.commit()?,
+        Isolation::Write | Isolation::Serializable => {
+            crash::commit(transaction, crash_plan, name)?;
+        }
     }
     Ok(value)
 }

@@ -1,44 +1,15 @@
 //! The persisted circuit breaker (SPEC §2.6): CLOSED or OPEN with a reason, an append-only
 //! audit of every transition, a failure count that survives restarts. OPEN blocks every
-//! placement (checked inside the entry transaction, see `writeahead`).
+//! placement: [`ensure_closed`] runs inside the entry transaction. The breaker is read in
+//! one place, [`read`], and a row that is missing or cannot be read fails closed.
 
+use protocol::{BreakerState, TripReason};
 use serde_json::json;
 
 use crate::book::Book;
 use crate::error::BookError;
 use crate::events::{self, category};
 use crate::store::{Isolation, StoreError, Transaction, Value};
-
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TripReason {
-    StopLossBlind,
-    TakeProfitBlind,
-    PositionTrackingFailed,
-    VerificationRateLimited,
-    SerializationConflict,
-    ManualTrip,
-}
-
-impl TripReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TripReason::StopLossBlind => "StopLossBlind",
-            TripReason::TakeProfitBlind => "TakeProfitBlind",
-            TripReason::PositionTrackingFailed => "PositionTrackingFailed",
-            TripReason::VerificationRateLimited => "VerificationRateLimited",
-            TripReason::SerializationConflict => "SerializationConflict",
-            TripReason::ManualTrip => "ManualTrip",
-        }
-    }
-}
-
-/// The breaker as persisted.
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq)]
-pub struct BreakerState {
-    pub open: bool,
-    pub reason: Option<String>,
-    pub failure_count: i64,
-}
 
 impl Book {
     /// Opens the breaker (or keeps it open) and counts the failure.
@@ -48,22 +19,21 @@ impl Book {
         } else {
             operator
         };
-        let run_id = self.options.run.run_id.clone();
-        let now = self.now_ms();
+        let context = self.context();
         self.transact(Isolation::Write, "breaker.trip", |transaction| {
-            let before = read_state(transaction)?;
+            let before = read(transaction)?;
             transaction.execute(
                 "UPDATE circuit_breaker SET state = 'OPEN', reason = $1, failure_count = failure_count + 1, updated_ts = $2 WHERE id = 1",
-                &[Value::from(reason.as_str()), Value::Int(now)],
+                &[Value::from(reason.name()), Value::Int(context.now)],
             )?;
-            audit(transaction, now, before.open, "OPEN", reason.as_str(), operator)?;
+            audit(transaction, context.now, before.open, "OPEN", reason.name(), operator)?;
             events::append(
                 transaction,
-                &run_id,
-                now,
+                &context.run_id,
+                context.now,
                 category::BREAKER,
                 "breaker.tripped",
-                json!({ "operator": operator, "reason": reason.as_str() }),
+                json!({ "operator": operator, "reason": reason.name() }),
             )?;
             Ok(())
         })
@@ -75,24 +45,23 @@ impl Book {
         if operator.trim().is_empty() {
             return Err(BookError::OperatorRequired);
         }
-        let run_id = self.options.run.run_id.clone();
-        let now = self.now_ms();
+        let context = self.context();
         self.transact(Isolation::Write, "breaker.reset", |transaction| {
             let open_orders =
                 transaction.query_int("SELECT COUNT(*) FROM orders WHERE status = 'open'", &[])?;
             if open_orders > 0 {
                 return Err(BookError::OpenOrders { open_orders });
             }
-            let before = read_state(transaction)?;
+            let before = read(transaction)?;
             transaction.execute(
                 "UPDATE circuit_breaker SET state = 'CLOSED', reason = NULL, updated_ts = $1 WHERE id = 1",
-                &[Value::Int(now)],
+                &[Value::Int(context.now)],
             )?;
-            audit(transaction, now, before.open, "CLOSED", reason, operator)?;
+            audit(transaction, context.now, before.open, "CLOSED", reason, operator)?;
             events::append(
                 transaction,
-                &run_id,
-                now,
+                &context.run_id,
+                context.now,
                 category::BREAKER,
                 "breaker.reset",
                 json!({ "operator": operator, "reason": reason }),
@@ -104,27 +73,65 @@ impl Book {
     }
 
     pub fn breaker(&mut self) -> Result<BreakerState, BookError> {
-        self.transact(Isolation::Read, "read", |transaction| {
-            Ok(read_state(transaction)?)
-        })
+        self.transact(Isolation::Read, "read", read)
+    }
+
+    /// The in-memory halt after an unknown outcome: no placement until a reset.
+    pub(crate) fn ensure_not_halted(&self) -> Result<(), BookError> {
+        match &self.halted {
+            Some(reason) => Err(BookError::Halted {
+                reason: reason.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
-fn read_state(transaction: &mut (dyn Transaction + '_)) -> Result<BreakerState, StoreError> {
-    let row = transaction.query_optional(
-        "SELECT state, reason, failure_count FROM circuit_breaker WHERE id = 1",
-        &[],
-    )?;
-    match row.as_deref() {
-        Some([Value::Text(state), reason, Value::Int(failure_count)]) => Ok(BreakerState {
-            open: state == "OPEN",
-            reason: reason.as_text().map(str::to_owned),
-            failure_count: *failure_count,
-        }),
-        other => Err(StoreError::Data {
-            message: format!("circuit_breaker row is missing or malformed: {other:?}"),
-        }),
+/// The breaker as persisted. A row that is missing, malformed or unreadable is
+/// `BreakerUnreadable`: callers that guard placement therefore fail closed.
+pub(crate) fn read(transaction: &mut (dyn Transaction + '_)) -> Result<BreakerState, BookError> {
+    let unreadable = |detail: String| BookError::BreakerUnreadable { detail };
+    let row = transaction
+        .query_optional(
+            "SELECT state, reason, failure_count FROM circuit_breaker WHERE id = 1",
+            &[],
+        )
+        .map_err(|error| unreadable(error.to_string()))?;
+    let Some([Value::Text(state), reason, Value::Int(failure_count)]) = row.as_deref() else {
+        return Err(unreadable(format!("unexpected breaker row {row:?}")));
+    };
+    let open = match state.as_str() {
+        "OPEN" => true,
+        "CLOSED" => false,
+        other => return Err(unreadable(format!("unknown breaker state {other:?}"))),
+    };
+    let reason = match reason {
+        Value::Null => None,
+        Value::Text(name) => Some(
+            TripReason::from_name(name)
+                .ok_or_else(|| unreadable(format!("unknown trip reason {name:?}")))?,
+        ),
+        Value::Int(_) => return Err(unreadable(format!("breaker reason is {reason:?}"))),
+    };
+    Ok(BreakerState {
+        open,
+        reason,
+        failure_count: *failure_count,
+    })
+}
+
+/// Refuses placement unless the breaker reads CLOSED (inside the entry transaction).
+pub(crate) fn ensure_closed(transaction: &mut (dyn Transaction + '_)) -> Result<(), BookError> {
+    let state = read(transaction)?;
+    if !state.open {
+        return Ok(());
     }
+    Err(BookError::BreakerOpen {
+        reason: state
+            .reason
+            .map_or("no reason recorded", TripReason::name)
+            .to_owned(),
+    })
 }
 
 fn audit(

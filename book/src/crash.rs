@@ -4,66 +4,36 @@
 //! either records every (point, hit) a run passes, or is armed to crash at the k-th hit of
 //! one point. An armed point returns [`Crashed`], which unwinds to the caller: an open
 //! transaction is dropped uncommitted (rolled back), exactly as a killed process leaves it.
-//! A plan fires once, then goes inert, and counts hits across book restarts (clones share
-//! it), so "the 3rd hit of confirm.before_commit" means the same place on every rerun.
+//! An aborting plan kills the process on the spot instead. A plan fires once, then goes
+//! inert, and counts hits across book restarts (clones share it), so "the 3rd hit of
+//! confirm.before_commit" means the same place on every rerun.
+//!
+//! The points: [`commit`] passes `NAME.before_commit` and `NAME.after_commit` around every
+//! write transaction of the book and of its migrations; `submit` passes `act.after_venue`
+//! right after the venue call.
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-/// Where around a commit the point sits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Moment {
-    BeforeCommit,
-    AfterCommit,
-}
+pub use protocol::{CrashPoint, CrashSite, Moment};
 
-/// One crash site: the `hit`-th time (from 1) the run passes `point`.
-#[derive(
-    serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash,
-)]
-pub struct CrashSite {
-    pub point: String,
-    pub hit: u32,
-}
-
-impl fmt::Display for CrashSite {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "{}#{}", self.point, self.hit)
-    }
-}
-
-impl FromStr for CrashSite {
-    type Err = String;
-
-    /// `POINT#HIT`, as a failing crash case prints it (`confirm.before_commit#2`).
-    fn from_str(text: &str) -> Result<CrashSite, String> {
-        let (point, hit) = text.rsplit_once('#').ok_or_else(|| {
-            format!(
-                "crash site {text:?} must look like POINT#HIT, for example confirm.before_commit#2"
-            )
-        })?;
-        let hit: u32 = hit
-            .parse()
-            .ok()
-            .filter(|hit| *hit >= 1)
-            .ok_or_else(|| format!("crash site {text:?}: HIT must be a positive number"))?;
-        if point.is_empty() {
-            return Err(format!("crash site {text:?} names no point"));
-        }
-        Ok(CrashSite {
-            point: point.to_owned(),
-            hit,
-        })
-    }
-}
+use crate::store::{StoreError, Transaction};
 
 /// The book stopped at an armed crash point.
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("crashed at {site} (armed crash point)")]
 pub struct Crashed {
     pub site: CrashSite,
+}
+
+/// How an armed plan crashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Firing {
+    /// Return [`Crashed`] up the stack (in-process crash tests).
+    #[default]
+    Unwind,
+    /// Abort the whole process on the spot: no destructor, rollback or flush runs.
+    Abort,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -74,9 +44,8 @@ pub struct CrashPlan {
 #[derive(Debug, Default)]
 struct PlanState {
     armed: Option<CrashSite>,
-    /// Fire by aborting the process (the `book` binary) instead of returning `Crashed`.
-    abort: bool,
-    hits: BTreeMap<String, u32>,
+    firing: Firing,
+    hits: BTreeMap<CrashPoint, u32>,
     passed: Vec<CrashSite>,
     fired: Option<CrashSite>,
 }
@@ -87,18 +56,14 @@ impl CrashPlan {
         CrashPlan::default()
     }
 
-    /// Crashes once, at `site`.
-    pub fn armed(site: CrashSite) -> CrashPlan {
+    /// Crashes once, at `site`, as `firing` says.
+    pub fn armed(site: CrashSite, firing: Firing) -> CrashPlan {
         let plan = CrashPlan::default();
-        plan.lock().armed = Some(site);
-        plan
-    }
-
-    /// Crashes once, at `site`, by aborting the whole process on the spot: no destructor,
-    /// no rollback, no flush runs. For the `book` binary in process-crash tests.
-    pub fn aborting(site: CrashSite) -> CrashPlan {
-        let plan = CrashPlan::armed(site);
-        plan.lock().abort = true;
+        {
+            let mut state = plan.lock();
+            state.armed = Some(site);
+            state.firing = firing;
+        }
         plan
     }
 
@@ -113,10 +78,6 @@ impl CrashPlan {
         state.fired = state.armed.take();
     }
 
-    fn lock(&self) -> MutexGuard<'_, PlanState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     /// Every site passed so far, in order.
     pub fn passed(&self) -> Vec<CrashSite> {
         self.lock().passed.clone()
@@ -127,16 +88,12 @@ impl CrashPlan {
         self.lock().fired.clone()
     }
 
-    pub(crate) fn hit(&self, name: &str, moment: Moment) -> Result<(), Crashed> {
-        let point = match moment {
-            Moment::BeforeCommit => format!("{name}.before_commit"),
-            Moment::AfterCommit => format!("{name}.after_commit"),
-        };
-        self.point(point)
+    fn lock(&self) -> MutexGuard<'_, PlanState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Passes the named point: counts it and crashes if the plan is armed for this hit.
-    pub(crate) fn point(&self, point: String) -> Result<(), Crashed> {
+    /// Passes `point`: counts it and crashes if the plan is armed for this hit.
+    pub(crate) fn pass(&self, point: CrashPoint) -> Result<(), Crashed> {
         let mut state = self.lock();
         let hit = {
             let count = state.hits.entry(point.clone()).or_default();
@@ -145,14 +102,43 @@ impl CrashPlan {
         };
         let site = CrashSite { point, hit };
         state.passed.push(site.clone());
-        if state.armed.as_ref() == Some(&site) {
-            if state.abort {
-                std::process::abort();
-            }
-            state.armed = None;
-            state.fired = Some(site.clone());
-            return Err(Crashed { site });
+        if state.armed.as_ref() != Some(&site) {
+            return Ok(());
         }
-        Ok(())
+        if state.firing == Firing::Abort {
+            std::process::abort();
+        }
+        state.armed = None;
+        state.fired = Some(site.clone());
+        Err(Crashed { site })
     }
+}
+
+/// Passes `point` if a plan is given.
+pub(crate) fn pass(plan: Option<&CrashPlan>, point: CrashPoint) -> Result<(), Crashed> {
+    plan.map_or(Ok(()), |plan| plan.pass(point))
+}
+
+/// Why [`commit`] did not commit.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CommitError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Crashed(#[from] Crashed),
+}
+
+/// Commits `transaction` between its two crash points, `NAME.before_commit` (the work is
+/// done and nothing is committed: a crash rolls it back) and `NAME.after_commit`. The one
+/// way the book and its migrations commit a write.
+pub(crate) fn commit(
+    transaction: Box<dyn Transaction + '_>,
+    plan: Option<&CrashPlan>,
+    name: &str,
+) -> Result<(), CommitError> {
+    // Returning early drops the open transaction: it rolls back, as after a real crash.
+    pass(plan, CrashPoint::commit(name, Moment::BeforeCommit))?;
+    transaction.commit()?;
+    pass(plan, CrashPoint::commit(name, Moment::AfterCommit))?;
+    Ok(())
 }

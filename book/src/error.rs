@@ -1,11 +1,14 @@
 //! The book's typed errors: refusals a caller is expected to match on, and failures.
+//! `serve` maps each onto the contract's problem kinds.
 
+use protocol::VenueError;
+
+use crate::crash::Crashed;
 use crate::intent::InvalidSignal;
 use crate::migrate::MigrateError;
 use crate::store::StoreError;
-use crate::venue::VenueError;
 
-#[derive(serde::Serialize, serde::Deserialize, Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum BookError {
     #[error(transparent)]
     InvalidSignal(#[from] InvalidSignal),
@@ -57,9 +60,18 @@ pub enum BookError {
     NoOpenPosition { intent_id: String },
     /// An armed crash point fired (tests only): everything after it did not happen.
     #[error(transparent)]
-    Crashed(#[from] crate::crash::Crashed),
+    Crashed(#[from] Crashed),
     #[error(transparent)]
     Migrate(#[from] MigrateError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl From<crate::crash::CommitError> for BookError {
+    fn from(error: crate::crash::CommitError) -> BookError {
+        match error {
+            crate::crash::CommitError::Store(error) => BookError::Store(error),
+            crate::crash::CommitError::Crashed(crashed) => BookError::Crashed(crashed),
+        }
+    }
 }

@@ -1,119 +1,54 @@
-//! Signals and deterministic intent ids (SPEC §2.1).
+//! Signals and deterministic intent ids (SPEC §2.1). The signal itself is the contract's
+//! [`protocol::Signal`]; what a valid signal is and how its id is derived are the book's.
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Side {
-    Buy,
-    Sell,
-}
+pub use protocol::{Side, Signal};
 
-impl Side {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Buy => "buy",
-            Side::Sell => "sell",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Side> {
-        match text {
-            "buy" => Some(Side::Buy),
-            "sell" => Some(Side::Sell),
-            _ => None,
-        }
-    }
-
-    /// `qty` with the sign of this side (buy positive, sell negative).
-    pub fn signed(self, qty: i64) -> i64 {
-        match self {
-            Side::Buy => qty,
-            Side::Sell => -qty,
-        }
-    }
-}
-
-/// A strategy's decision to trade, as it arrives at the book. `size` is in base units,
-/// `price` in minor currency units per base unit; both fixed-point integers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Signal {
-    pub strategy: String,
-    pub symbol: String,
-    pub window_id: String,
-    pub side: Side,
-    pub size: i64,
-    pub price: i64,
-    /// The bar (logical ms) that produced the signal.
-    pub bar_t: i64,
-    /// The strategy's parameters, as the strategy renders them (part of the signal's
-    /// identity and of the `last_signals` key).
-    pub params: String,
-}
-
-#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid signal: {0}")]
 pub struct InvalidSignal(pub String);
 
-impl Signal {
-    pub fn validate(&self) -> Result<(), InvalidSignal> {
-        let name_ok = |name: &str| {
-            !name.is_empty()
-                && name.len() <= 64
-                && name
-                    .chars()
-                    .all(|character| character.is_ascii_alphanumeric() || "_-.".contains(character))
-        };
-        for (field, value) in [
-            ("strategy", &self.strategy),
-            ("symbol", &self.symbol),
-            ("window_id", &self.window_id),
-        ] {
-            if !name_ok(value) {
-                return Err(InvalidSignal(format!(
-                    "{field} {value:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '-', '.'"
-                )));
-            }
-        }
-        if self.size <= 0 {
+/// Refuses a signal the book cannot store: names outside a safe alphabet, a size or price
+/// that is not positive, a notional that overflows.
+pub fn validate(signal: &Signal) -> Result<(), InvalidSignal> {
+    let name_ok = |name: &str| {
+        !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|character| character.is_ascii_alphanumeric() || "_-.".contains(character))
+    };
+    for (field, value) in [
+        ("strategy", &signal.strategy),
+        ("symbol", &signal.symbol),
+        ("window_id", &signal.window_id),
+    ] {
+        if !name_ok(value) {
             return Err(InvalidSignal(format!(
-                "size {} must be positive",
-                self.size
+                "{field} {value:?} must be 1 to 64 characters of A-Z, a-z, 0-9, '_', '-', '.'"
             )));
         }
-        if self.price <= 0 {
-            return Err(InvalidSignal(format!(
-                "price {} must be positive",
-                self.price
-            )));
-        }
-        if self.notional().is_none() {
-            return Err(InvalidSignal(format!(
-                "size {} times price {} overflows 64 bits",
-                self.size, self.price
-            )));
-        }
-        Ok(())
     }
-
-    /// size * price, the exposure this signal reserves.
-    pub fn notional(&self) -> Option<i64> {
-        self.size.checked_mul(self.price)
+    if signal.size <= 0 {
+        return Err(InvalidSignal(format!(
+            "size {} must be positive",
+            signal.size
+        )));
     }
-
-    /// The signal's content without its strategy and bar: canonical JSON, keys sorted.
-    pub fn canonical(&self) -> String {
-        serde_json::json!({
-            "params": self.params,
-            "price": self.price,
-            "side": self.side,
-            "size": self.size,
-            "symbol": self.symbol,
-            "window_id": self.window_id,
-        })
-        .to_string()
+    if signal.price <= 0 {
+        return Err(InvalidSignal(format!(
+            "price {} must be positive",
+            signal.price
+        )));
     }
+    if signal.notional().is_none() {
+        return Err(InvalidSignal(format!(
+            "size {} times price {} overflows 64 bits",
+            signal.size, signal.price
+        )));
+    }
+    Ok(())
 }
 
 /// First 16 hex digits of sha256(strategy :: canonical signal :: bar_t :: dataset_sha ::
@@ -162,5 +97,19 @@ mod tests {
         let mut bigger = signal();
         bigger.size += 1;
         assert_ne!(id, intent_id(&bigger, "dataset", 7));
+    }
+
+    #[test]
+    fn invalid_signals_are_refused_with_the_field_named() {
+        let mut bad = signal();
+        bad.window_id = "w 1".into();
+        assert!(validate(&bad).is_err_and(|error| error.0.contains("window_id")));
+        let mut bad = signal();
+        bad.size = 0;
+        assert!(validate(&bad).is_err_and(|error| error.0.contains("size")));
+        let mut bad = signal();
+        bad.price = i64::MAX;
+        assert!(validate(&bad).is_err_and(|error| error.0.contains("overflows")));
+        assert_eq!(validate(&signal()), Ok(()));
     }
 }

@@ -1,88 +1,50 @@
-//! Daily limits, last signals, closing positions and checkpoints (SPEC §2.9): all read from
-//! and written to the database, so a restart changes none of them.
+//! Daily limits and checkpoints (SPEC §2.9): read from and written to the database, so a
+//! restart changes none of them. The daily loss guard runs inside the entry transaction.
 
 use serde_json::json;
 
 use crate::book::Book;
 use crate::error::BookError;
 use crate::events::{self, category};
-use crate::mutant::Mutant;
-use crate::store::{Isolation, Transaction, Value};
+use crate::mutant;
+use crate::store::{Isolation, StoreError, Transaction, Value};
+
+/// The checkpoint that names the last day rolled.
+pub const DAY_ROLLED: &str = "day_rolled";
 
 impl Book {
-    /// Closes the position an intent opened at `exit_price`: realises its pnl into today's
-    /// limits and frees its counters. Returns the realised pnl.
-    pub fn close_position(&mut self, intent_id: &str, exit_price: i64) -> Result<i64, BookError> {
-        let run_id = self.options.run.run_id.clone();
-        let now = self.now_ms();
-        let today = self.today();
-        self.transact(Isolation::Write, "close", |transaction| {
-            let row = transaction.query_optional(
-                "SELECT p.qty, p.cost, i.size * i.price FROM positions p JOIN intents i ON i.intent_id = p.intent_id \
-                 WHERE p.intent_id = $1 AND p.status = 'open'",
-                &[Value::from(intent_id)],
-            )?;
-            let Some([Value::Int(qty), Value::Int(cost), Value::Int(notional)]) = row.as_deref() else {
-                return Err(BookError::NoOpenPosition { intent_id: intent_id.to_owned() });
-            };
-            let pnl = qty * exit_price - cost;
-            transaction.execute(
-                "UPDATE positions SET status = 'closed', exit_price = $2, realized_pnl = $3, updated_ts = $4 WHERE intent_id = $1",
-                &[Value::from(intent_id), Value::Int(exit_price), Value::Int(pnl), Value::Int(now)],
-            )?;
-            transaction.execute(
-                "UPDATE orders SET status = 'closed' WHERE intent_id = $1",
-                &[Value::from(intent_id)],
-            )?;
-            transaction.execute(
-                "UPDATE position_counters SET open_count = open_count - 1, exposure = exposure - $1 WHERE id = 1",
-                &[Value::Int(*notional)],
-            )?;
-            transaction.execute(
-                "INSERT INTO daily_limits (day, pnl, trade_count) VALUES ($1, $2, 0) \
-                 ON CONFLICT (day) DO UPDATE SET pnl = daily_limits.pnl + $2",
-                &[Value::Int(today), Value::Int(pnl)],
-            )?;
-            events::append(
-                transaction,
-                &run_id,
-                now,
-                category::POSITION,
-                "position.closed",
-                json!({ "exit_price": exit_price, "intent_id": intent_id, "pnl": pnl }),
-            )?;
-            Ok(pnl)
-        })
-    }
-
     /// Starts the clock's current day: a fresh row with zero pnl and trade count. Earlier
     /// days stay as history; the breaker is untouched.
     pub fn roll_day(&mut self) -> Result<(), BookError> {
-        let run_id = self.options.run.run_id.clone();
-        let now = self.now_ms();
-        let today = self.today();
-        let today_text = today.to_string();
+        let context = self.context();
+        let today_text = context.today.to_string();
         // The checkpoint says which day was rolled last: a roll delivered again (after a
         // restart, say) is skipped, so it must be written with the work it covers.
         if self.read_checkpoint(DAY_ROLLED)?.as_deref() == Some(today_text.as_str()) {
             return Ok(());
         }
-        let checkpoint_first = self.options.mutant == Some(Mutant::CheckpointBeforeWork);
+        let checkpoint_first = mutant::checkpoints_before_work(context.mutant);
         if checkpoint_first {
             self.transact(Isolation::Write, "checkpoint", |transaction| {
-                write_checkpoint(transaction, &run_id, now, DAY_ROLLED, &today_text)
+                write_checkpoint(
+                    transaction,
+                    &context.run_id,
+                    context.now,
+                    DAY_ROLLED,
+                    &today_text,
+                )
             })?;
         }
         self.transact(Isolation::Write, "day.roll", |transaction| {
             let created = transaction.execute(
                 "INSERT INTO daily_limits (day, pnl, trade_count) VALUES ($1, 0, 0) ON CONFLICT (day) DO NOTHING",
-                &[Value::Int(today)],
+                &[Value::Int(context.today)],
             )?;
             if created == 1 {
-                events::append(transaction, &run_id, now, category::LIMITS, "day.rolled", json!({ "day": today }))?;
+                events::append(transaction, &context.run_id, context.now, category::LIMITS, "day.rolled", json!({ "day": context.today }))?;
             }
             if !checkpoint_first {
-                write_checkpoint(transaction, &run_id, now, DAY_ROLLED, &today_text)?;
+                write_checkpoint(transaction, &context.run_id, context.now, DAY_ROLLED, &today_text)?;
             }
             Ok(())
         })
@@ -90,10 +52,9 @@ impl Book {
 
     /// Records a named checkpoint (the last bar processed, say) with the current time.
     pub fn checkpoint(&mut self, name: &str, value: &str) -> Result<(), BookError> {
-        let run_id = self.options.run.run_id.clone();
-        let now = self.now_ms();
+        let context = self.context();
         self.transact(Isolation::Write, "checkpoint", |transaction| {
-            write_checkpoint(transaction, &run_id, now, name, value)
+            write_checkpoint(transaction, &context.run_id, context.now, name, value)
         })
     }
 
@@ -111,8 +72,55 @@ impl Book {
     }
 }
 
-/// The checkpoint that names the last day rolled.
-pub const DAY_ROLLED: &str = "day_rolled";
+/// Refuses placement once today's realised pnl is at or below `-max_daily_loss`.
+pub(crate) fn ensure_daily_loss_ok(
+    transaction: &mut (dyn Transaction + '_),
+    day: i64,
+    max_daily_loss: i64,
+) -> Result<(), BookError> {
+    let pnl = transaction
+        .query_optional(
+            "SELECT pnl FROM daily_limits WHERE day = $1",
+            &[Value::Int(day)],
+        )?
+        .and_then(|row| row.first().and_then(Value::as_int))
+        .unwrap_or(0);
+    if pnl <= -max_daily_loss {
+        return Err(BookError::DailyLossLimit {
+            day,
+            pnl,
+            max_daily_loss,
+        });
+    }
+    Ok(())
+}
+
+/// Counts one trade on `day`, in the database.
+pub(crate) fn count_trade(
+    transaction: &mut (dyn Transaction + '_),
+    day: i64,
+) -> Result<(), StoreError> {
+    transaction.execute(
+        "INSERT INTO daily_limits (day, pnl, trade_count) VALUES ($1, 0, 1) \
+         ON CONFLICT (day) DO UPDATE SET trade_count = daily_limits.trade_count + 1",
+        &[Value::Int(day)],
+    )?;
+    Ok(())
+}
+
+/// Adds realised pnl to `day`.
+pub(crate) fn add_pnl(
+    transaction: &mut (dyn Transaction + '_),
+    day: i64,
+    pnl: i64,
+) -> Result<(), StoreError> {
+    transaction.execute(
+        "INSERT INTO daily_limits (day, pnl, trade_count) VALUES ($1, $2, 0) \
+         ON CONFLICT (day) DO UPDATE SET pnl = daily_limits.pnl + $2",
+        &[Value::Int(day), Value::Int(pnl)],
+    )?;
+    Ok(())
+}
 
 fn write_checkpoint(
     transaction: &mut (dyn Transaction + '_),

@@ -1,21 +1,22 @@
-//! `book`: the reference book as a process, driven over the line protocol of
-//! `book::protocol` on stdin and stdout. The harness runs it to crash a real process
-//! (an armed crash point aborts it; or the harness sends SIGKILL) and restart it on the
-//! same database.
+//! `book`: the reference book as a process, driven over the line protocol documented in
+//! the `protocol` crate. The harness runs it to crash a real process (an armed crash point
+//! aborts it; or the harness sends SIGKILL) and restart it on the same database.
 
 use std::process::ExitCode;
 
-use book::protocol::{self, BookLine, Request};
+use book::process::{self, LineVenue};
 use book::store::{PostgresOptions, PostgresStore, SqliteStore, Store};
-use book::{Book, BookOptions, CrashPlan, CrashSite, Limits, ManualClock, Mode, Mutant, RunSpec};
+use book::{Book, BookOptions, CrashPlan, Firing, Limits, ManualClock, Mode, Mutant, RunSpec};
+use protocol::{BookLine, CrashSite, PROTOCOL_VERSION};
 
 const USAGE: &str = "usage: book (--sqlite PATH | --postgres) --run-id ID --seed HEX \
 [--dataset-sha SHA] [--config-sha SHA] [--mutant NAME] [--crash-at POINT#HIT]
 
-Speaks book::protocol on stdin/stdout: one JSON request per line, answered by venue calls
-and one `done` line. With --postgres the URL comes from BOOK_POSTGRES_URL (never from the
-command line, where other users could read its password).
-Exit codes: 0 stdin closed, 1 the book could not open or the protocol broke, 2 bad usage.";
+Speaks the line protocol of the `protocol` crate on stdin/stdout: one JSON request per
+line, answered by venue calls and one `ok` or `error` line. With --postgres the URL comes
+from BOOK_POSTGRES_URL (never from the command line, where other users could read its
+password). --crash-at aborts the process at that crash point (crash tests).
+Exit codes: 0 stdin closed, 1 the book could not open or stdout broke, 2 bad usage.";
 
 struct Arguments {
     sqlite: Option<String>,
@@ -49,14 +50,7 @@ fn parse(mut arguments: impl Iterator<Item = String>) -> Result<Arguments, Strin
             "--sqlite" => parsed.sqlite = Some(value()?),
             "--postgres" => parsed.postgres = true,
             "--run-id" => parsed.run_id = Some(value()?),
-            "--seed" => {
-                let text = value()?;
-                let digits = text.trim_start_matches("0x");
-                parsed.seed = Some(
-                    u64::from_str_radix(digits, 16)
-                        .map_err(|_| format!("bad seed {text:?}: expected hex"))?,
-                );
-            }
+            "--seed" => parsed.seed = Some(parse_seed(&value()?)?),
             "--dataset-sha" => parsed.dataset_sha = value()?,
             "--config-sha" => parsed.config_sha = value()?,
             "--mutant" => {
@@ -72,6 +66,11 @@ fn parse(mut arguments: impl Iterator<Item = String>) -> Result<Arguments, Strin
         return Err("give exactly one of --sqlite PATH and --postgres".to_owned());
     }
     Ok(parsed)
+}
+
+fn parse_seed(text: &str) -> Result<u64, String> {
+    let digits = text.strip_prefix("0x").unwrap_or(text);
+    u64::from_str_radix(digits, 16).map_err(|_| format!("bad seed {text:?}: expected hex"))
 }
 
 fn main() -> ExitCode {
@@ -99,23 +98,27 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(arguments: Arguments) -> Result<(), String> {
-    let (Some(run_id), Some(seed)) = (arguments.run_id, arguments.seed) else {
-        return Err(format!("--run-id and --seed are required\n\n{USAGE}"));
-    };
-    let store: Box<dyn Store> = match &arguments.sqlite {
-        Some(path) => Box::new(
+fn open_store(arguments: &Arguments) -> Result<Box<dyn Store>, String> {
+    match &arguments.sqlite {
+        Some(path) => Ok(Box::new(
             SqliteStore::open(std::path::Path::new(path)).map_err(|error| error.to_string())?,
-        ),
+        )),
         None => {
             let url = std::env::var("BOOK_POSTGRES_URL")
                 .map_err(|_| "--postgres needs BOOK_POSTGRES_URL".to_owned())?;
-            Box::new(
+            Ok(Box::new(
                 PostgresStore::connect(PostgresOptions::new(url))
                     .map_err(|error| error.to_string())?,
-            )
+            ))
         }
+    }
+}
+
+fn run(arguments: Arguments) -> Result<(), String> {
+    let (Some(run_id), Some(seed)) = (arguments.run_id.clone(), arguments.seed) else {
+        return Err(format!("--run-id and --seed are required\n\n{USAGE}"));
     };
+    let store = open_store(&arguments)?;
     let clock = ManualClock::starting_at(0);
     let options = BookOptions {
         run: RunSpec {
@@ -127,37 +130,25 @@ fn run(arguments: Arguments) -> Result<(), String> {
         },
         limits: Limits::default(),
         mutant: arguments.mutant,
-        crash_plan: arguments.crash_at.map(CrashPlan::aborting),
+        crash_plan: arguments
+            .crash_at
+            .map(|site| CrashPlan::armed(site, Firing::Abort)),
     };
     let mut stdout = std::io::stdout();
-    let mut book = match Book::open(
-        store,
-        Box::new(protocol::LineVenue),
-        Box::new(clock.clone()),
-        options,
-    ) {
+    let mut book = match Book::open(store, Box::new(LineVenue), Box::new(clock.clone()), options) {
         Ok(book) => book,
         Err(error) => {
-            let _ = protocol::write_line(&mut stdout, &BookLine::Done(Err(error)));
-            return Err("the book did not open".to_owned());
+            let problem = book::serve::problem(error);
+            let message = problem.message.clone();
+            process::write(&mut stdout, &BookLine::Error { problem })?;
+            return Err(format!("the book did not open: {message}"));
         }
     };
-    protocol::write_line(&mut stdout, &BookLine::Ready).map_err(|error| error.to_string())?;
-    loop {
-        let request: Request = match protocol::read_line(&mut std::io::stdin().lock()) {
-            Ok(Some(request)) => request,
-            Ok(None) => return Ok(()),
-            Err(error) => return Err(error.to_string()),
-        };
-        if request.now_ms() < book::Clock::now_ms(&clock) {
-            return Err(format!(
-                "time went backwards: request at {} ms",
-                request.now_ms()
-            ));
-        }
-        clock.set(request.now_ms());
-        let result = protocol::serve(&mut book, request);
-        protocol::write_line(&mut stdout, &BookLine::Done(result))
-            .map_err(|error| error.to_string())?;
-    }
+    process::write(
+        &mut stdout,
+        &BookLine::Ready {
+            protocol_version: PROTOCOL_VERSION,
+        },
+    )?;
+    process::serve_lines(&mut book, &clock)
 }

@@ -7,7 +7,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::crash::{CrashPlan, Crashed, Moment};
+use crate::crash::{self, CommitError, CrashPlan, Crashed};
 use crate::store::{Backend, Isolation, Store, StoreError, Value};
 
 #[derive(Debug, Clone, Copy)]
@@ -64,7 +64,7 @@ pub fn latest_version(backend: Backend) -> i64 {
         .map_or(0, |migration| migration.version)
 }
 
-#[derive(serde::Serialize, serde::Deserialize, Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
     #[error(
         "the database schema is at version {found}, newer than this build supports ({supported}); \
@@ -164,8 +164,8 @@ pub fn migrate_with_crash_points(
         }
         match apply(store, migration, crash_plan) {
             Ok(()) => {}
-            Err(ApplyError::Crashed(crashed)) => return Err(MigrateError::Crashed(crashed)),
-            Err(ApplyError::Store(source)) => {
+            Err(CommitError::Crashed(crashed)) => return Err(MigrateError::Crashed(crashed)),
+            Err(CommitError::Store(source)) => {
                 return Err(MigrateError::Step {
                     version: migration.version,
                     name: migration.name.to_owned(),
@@ -214,7 +214,7 @@ fn apply(
     store: &mut dyn Store,
     migration: &Migration,
     crash_plan: Option<&CrashPlan>,
-) -> Result<(), ApplyError> {
+) -> Result<(), CommitError> {
     let mut transaction = store.transaction(Isolation::Write)?;
     transaction.execute_batch(migration.up)?;
     transaction.execute(
@@ -225,23 +225,7 @@ fn apply(
             Value::Text(migration.checksum()),
         ],
     )?;
-    if let Some(plan) = crash_plan {
-        plan.hit("migrate", Moment::BeforeCommit)?;
-    }
-    transaction.commit()?;
-    if let Some(plan) = crash_plan {
-        plan.hit("migrate", Moment::AfterCommit)?;
-    }
-    Ok(())
-}
-
-/// A migration step fails in the database, or crashes at a crash point.
-#[derive(Debug, thiserror::Error)]
-enum ApplyError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error(transparent)]
-    Crashed(#[from] Crashed),
+    crash::commit(transaction, crash_plan, "migrate")
 }
 
 /// Runs the down steps of every applied migration newer than `target_version`, newest

@@ -1,10 +1,16 @@
 //! Deliberately broken variants of the book, one known bug each.
 //!
 //! A gate that cannot catch a broken book proves nothing, so every gate has a test that
-//! runs it against a mutant and asserts that it fails. With no mutant selected
-//! (`BookOptions::mutant == None`) no code path below changes behaviour.
+//! runs it against a mutant and asserts that it fails. Each bug lives here behind a small
+//! helper that the correct path calls once; with no mutant selected
+//! (`BookOptions::mutant == None`) every helper returns "no change".
 
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use protocol::{OrderRequest, Side, VenueError, VenueOrder};
+
+use crate::book::Book;
+use crate::store::{Isolation, StoreError, Transaction, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mutant {
@@ -70,23 +76,95 @@ impl Mutant {
 }
 
 /// Bumped by every `Book::open` under [`Mutant::IntentIdWithOpenCounter`].
-pub(crate) static OPEN_COUNTER: AtomicU64 = AtomicU64::new(0);
+static OPEN_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-pub(crate) fn next_open_count() -> u64 {
-    OPEN_COUNTER.fetch_add(1, Ordering::SeqCst) + 1
+/// What a mutant keeps in the process. Empty in production.
+#[derive(Debug, Default)]
+pub(crate) struct MutantState {
+    mutant: Option<Mutant>,
+    /// [`Mutant::IntentIdWithOpenCounter`]: this open's number.
+    open_count: u64,
+    /// [`Mutant::DailyCounterInMemory`]: trades counted since this open.
+    trades_in_memory: i64,
 }
 
-/// The wall clock, in nanoseconds since the Unix epoch: exactly what the book must never
+impl MutantState {
+    pub(crate) fn opened(mutant: Option<Mutant>) -> MutantState {
+        let open_count = match mutant {
+            Some(Mutant::IntentIdWithOpenCounter) => {
+                OPEN_COUNTER.fetch_add(1, Ordering::SeqCst) + 1
+            }
+            _ => 0,
+        };
+        MutantState {
+            mutant,
+            open_count,
+            trades_in_memory: 0,
+        }
+    }
+
+    /// The dataset digest that goes into intent ids: `dataset_sha`, or, under
+    /// [`Mutant::IntentIdWithOpenCounter`], that digest salted with this open's number.
+    pub(crate) fn id_dataset(&self, dataset_sha: &str) -> String {
+        match self.mutant {
+            Some(Mutant::IntentIdWithOpenCounter) => format!("{dataset_sha}#{}", self.open_count),
+            _ => dataset_sha.to_owned(),
+        }
+    }
+
+    /// [`Mutant::DailyCounterInMemory`]: counts the trade in memory and returns the
+    /// absolute count to write. `None`: count it in the database.
+    pub(crate) fn trade_counted_in_memory(&mut self) -> Option<i64> {
+        if self.mutant != Some(Mutant::DailyCounterInMemory) {
+            return None;
+        }
+        self.trades_in_memory += 1;
+        Some(self.trades_in_memory)
+    }
+}
+
+/// [`Mutant::NonIdempotentCreate`]: a fresh id for a copy of an intent that already
+/// exists. `None`: use the existing intent.
+pub(crate) fn copy_of_existing_intent(
+    mutant: Option<Mutant>,
+    transaction: &mut (dyn Transaction + '_),
+    intent_id: &str,
+) -> Result<Option<String>, StoreError> {
+    if mutant != Some(Mutant::NonIdempotentCreate) {
+        return Ok(None);
+    }
+    let copies = transaction.query_int(
+        "SELECT COUNT(*) FROM intents WHERE intent_id LIKE $1",
+        &[Value::Text(format!("{intent_id}%"))],
+    )?;
+    Ok(Some(format!("{intent_id}-{copies}")))
+}
+
+/// The `created_ts` of a new intent: `now`, or under [`Mutant::WallClockTimestamp`] the
+/// wall clock in nanoseconds since the Unix epoch: exactly what the book must never
 /// persist. Lives here, and only here, so that the deliberate bug is easy to find.
-pub(crate) fn wall_clock_nanos() -> i64 {
+pub(crate) fn created_ts(mutant: Option<Mutant>, now: i64) -> i64 {
+    if mutant != Some(Mutant::WallClockTimestamp) {
+        return now;
+    }
     let elapsed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     i64::try_from(elapsed.as_nanos()).unwrap_or(i64::MAX)
 }
 
-/// `payload` rendered in a HashMap's iteration order (random per map) instead of sorted.
-pub(crate) fn hash_map_order(payload: &serde_json::Value) -> String {
+/// The `intent.reserved` payload as text: canonical JSON, or under
+/// [`Mutant::HashMapPayloadOrder`] in a HashMap's random key order, or under
+/// [`Mutant::FloatPrice`] with the price as a float in major units.
+pub(crate) fn reserved_payload(mutant: Option<Mutant>, payload: serde_json::Value) -> String {
+    match mutant {
+        Some(Mutant::HashMapPayloadOrder) => hash_map_order(&payload),
+        Some(Mutant::FloatPrice) => float_price(payload).to_string(),
+        _ => payload.to_string(),
+    }
+}
+
+fn hash_map_order(payload: &serde_json::Value) -> String {
     let map: std::collections::HashMap<&String, &serde_json::Value> = payload
         .as_object()
         .map(|object| object.iter().collect())
@@ -98,11 +176,70 @@ pub(crate) fn hash_map_order(payload: &serde_json::Value) -> String {
     format!("{{{}}}", fields.join(","))
 }
 
-/// `payload` with its integer `price` (minor units) replaced by a float in major units.
-pub(crate) fn float_price(mut payload: serde_json::Value) -> serde_json::Value {
+fn float_price(mut payload: serde_json::Value) -> serde_json::Value {
     if let Some(price) = payload.get("price").and_then(serde_json::Value::as_i64) {
         let major = price as f64 / 100.0;
         payload["price"] = serde_json::json!(major);
     }
     payload
+}
+
+/// [`Mutant::DailyCounterInMemory`]: writes today's trade count as the absolute value the
+/// process counted.
+pub(crate) fn write_trade_count(
+    transaction: &mut (dyn Transaction + '_),
+    day: i64,
+    count: i64,
+) -> Result<(), StoreError> {
+    transaction.execute(
+        "INSERT INTO daily_limits (day, pnl, trade_count) VALUES ($1, 0, $2) \
+         ON CONFLICT (day) DO UPDATE SET trade_count = $2",
+        &[Value::Int(day), Value::Int(count)],
+    )?;
+    Ok(())
+}
+
+/// [`Mutant::ConfirmSplitInTwo`]: the confirm writes its order row first, on its own.
+pub(crate) fn splits_confirm(mutant: Option<Mutant>) -> bool {
+    mutant == Some(Mutant::ConfirmSplitInTwo)
+}
+
+/// [`Mutant::CheckpointBeforeWork`]: the day roll commits its checkpoint first, on its own.
+pub(crate) fn checkpoints_before_work(mutant: Option<Mutant>) -> bool {
+    mutant == Some(Mutant::CheckpointBeforeWork)
+}
+
+impl Book {
+    /// [`Mutant::BlindReplaceOnRecovery`]: places the intent again instead of asking the
+    /// venue. `None`: ask.
+    pub(crate) fn replace_blindly(
+        &mut self,
+        intent_id: &str,
+    ) -> Option<Result<Option<VenueOrder>, VenueError>> {
+        if self.options.mutant != Some(Mutant::BlindReplaceOnRecovery) {
+            return None;
+        }
+        let row = self
+            .transact(Isolation::Read, "read", |transaction| {
+                Ok(transaction.query_optional(
+                    "SELECT symbol, side, size, price FROM intents WHERE intent_id = $1",
+                    &[Value::from(intent_id)],
+                )?)
+            })
+            .ok()
+            .flatten();
+        let Some([Value::Text(symbol), Value::Text(side), Value::Int(size), Value::Int(price)]) =
+            row.as_deref()
+        else {
+            return Some(Ok(None));
+        };
+        let request = OrderRequest {
+            client_order_id: intent_id.to_owned(),
+            symbol: symbol.clone(),
+            side: Side::parse(side).unwrap_or(Side::Buy),
+            size: *size,
+            price: *price,
+        };
+        Some(self.venue.place(&request).map(Some))
+    }
 }

@@ -17,8 +17,8 @@
 //! process), a daily trade counter kept in memory, a confirm split into two transactions,
 //! and a checkpoint written before the work it covers (the day roll).
 
-use book::{Side, Signal};
-use harness::crash;
+use harness::crash::{self, CrashMode};
+use harness::protocol::{Side, Signal};
 use harness::scenario::{self, Step};
 use harness::venue::Fault;
 use harness::{Case, Check, Failure, Seed};
@@ -54,47 +54,28 @@ harness::gate_tests! {
 /// Crash scenarios are shorter than the determinism gate's: every site is a full rerun.
 const STEPS_DEFAULT: usize = 12;
 
-/// Which crash sites a check visits.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Sites {
-    /// The book's crash points (in process, or aborting a `book` process).
-    CrashPoints,
-    /// SIGKILL of a `book` process right after each venue reply.
-    Sigkills,
-}
-
-/// Crashes `steps` at every site (or the selected ones) and compares each recovered book
-/// with the uninterrupted one.
+/// Crashes `steps` in process at every crash site (or the selected ones) and compares each
+/// recovered book with the uninterrupted one.
 fn check_every_site(case: &Case, seed: Seed, steps: &[Step]) -> Check {
-    check_sites(case, seed, steps, Sites::CrashPoints)
+    check_sites(case, seed, steps, CrashMode::Unwind)
 }
 
-fn check_sites(case: &Case, seed: Seed, steps: &[Step], which: Sites) -> Check {
+fn check_sites(case: &Case, seed: Seed, steps: &[Step], mode: CrashMode) -> Check {
     let uninterrupted = crash::uninterrupted(case, seed, steps)?;
-    let reference = uninterrupted.run;
-    let sites = crash::selected(match which {
-        Sites::CrashPoints => uninterrupted.sites,
-        Sites::Sigkills => uninterrupted.sigkill_sites,
-    })?;
+    let sites = crash::selected(mode.sites(&uninterrupted));
     harness::ensure!(!sites.is_empty(), "the scenario passes no crash site");
+    let mut template = case.fresh(seed)?;
+    template.subject = mode.subject();
     for site in &sites {
-        let mutant = case
-            .mutant
-            .map(|mutant| format!(" --mutant {}", mutant.name()))
-            .unwrap_or_default();
-        let repro = format!(
-            "cargo xtask repro crash --backend {} --test {} --seed {seed} --crash-at '{site}'{mutant}",
-            case.backend(),
-            case.test
-        );
-        let run = crash::crashed_at(case, seed, steps, site).map_err(|failure| {
+        let repro = case.repro().with_seed(seed).with_crash_at(site);
+        let run = crash::crashed_at(&template, seed, steps, site).map_err(|failure| {
             Failure(format!("crash at {site}: {failure}\nreproduce: {repro}"))
         })?;
-        if std::env::var_os(crash::CRASH_AT_ENV).is_some() {
+        if harness::Settings::get().crash_at.is_some() {
             // A repro: show what happened around the crash.
             println!("crash at {site}, trace:\n{}", run.trace.join("\n"));
         }
-        if let Some(difference) = crash::difference(&reference.dump, &run.dump) {
+        if let Some(difference) = crash::difference(&uninterrupted.run.dump, &run.dump) {
             return Err(Failure(format!(
                 "crash at {site}: the recovered book differs from the uninterrupted run: {difference}\ntrace:\n{}\nreproduce: {repro}",
                 run.trace.join("\n")
@@ -102,8 +83,9 @@ fn check_sites(case: &Case, seed: Seed, steps: &[Step], which: Sites) -> Check {
         }
     }
     println!(
-        "{} crash sites, each crashed, recovered and compared",
-        sites.len()
+        "{} crash sites ({}), each crashed, recovered and compared",
+        sites.len(),
+        mode.name()
     );
     Ok(())
 }
@@ -122,9 +104,7 @@ fn signal(window_id: &str, side: Side, size: i64) -> Signal {
 }
 
 fn every_crash_site_of_a_seeded_scenario(case: &Case) -> Check {
-    let steps_max =
-        std::env::var(scenario::STEPS_ENV).map_or(STEPS_DEFAULT, |_| scenario::steps_from_env());
-    let steps = scenario::generate(case.seed, steps_max);
+    let steps = scenario::generate(case.seed, scenario::steps_max(STEPS_DEFAULT));
     check_every_site(case, case.seed, &steps)
 }
 
@@ -227,22 +207,11 @@ fn daily_loss_limit_still_in_force_after_restart(case: &Case) -> Check {
 /// (no destructor, no rollback, no flush runs) and is restarted on the same files.
 fn book_process_aborted_at_every_crash_site(case: &Case) -> Check {
     let steps = scenario::generate(case.seed, STEPS_DEFAULT);
-    check_sites(
-        &process_template(case)?,
-        case.seed,
-        &steps,
-        Sites::CrashPoints,
-    )
+    check_sites(case, case.seed, &steps, CrashMode::Abort)
 }
 
 /// Smoke: SIGKILL the `book` process right after each venue reply, wherever the book is.
 fn book_process_killed_after_every_venue_reply(case: &Case) -> Check {
     let steps = scenario::generate(case.seed, STEPS_DEFAULT);
-    check_sites(&process_template(case)?, case.seed, &steps, Sites::Sigkills)
-}
-
-fn process_template(case: &Case) -> Result<Case, Failure> {
-    let mut template = harness::runner::fresh_case(case, case.seed)?;
-    template.process = true;
-    Ok(template)
+    check_sites(case, case.seed, &steps, CrashMode::Sigkill)
 }

@@ -35,12 +35,11 @@ harness::gate_tests! {
     differential: [seeded_scenario];
 }
 
-const SEEDS_ENV: &str = "BOOKPROOF_SEEDS";
 /// Seeds a sweep runs unless `--seeds` says otherwise.
 const SWEEP_SEEDS_DEFAULT: u64 = 8;
 
 fn steps_for(seed: Seed) -> Vec<Step> {
-    scenario::generate(seed, scenario::steps_from_env())
+    scenario::generate(seed, scenario::steps_max(scenario::STEPS_DEFAULT))
 }
 
 /// Runs `steps` twice on fresh databases and requires byte-identical books.
@@ -57,7 +56,7 @@ fn twice_identical(case: &Case, seed: Seed, steps: &[Step]) -> Result<Run, Strin
 
 /// On failure, shrinks the scenario and reports the minimal one with its seed.
 fn same_book_or_shrunk(case: &Case, seed: Seed) -> Check {
-    let steps_max = scenario::steps_from_env();
+    let steps_max = scenario::steps_max(scenario::STEPS_DEFAULT);
     let mut property = |steps: &[Step]| twice_identical(case, seed, steps).map(drop);
     match scenario::shrink(seed, steps_max, &mut property) {
         None => Ok(()),
@@ -152,19 +151,9 @@ fn seeded_scenario(case: &Case) -> Check {
 
 /// `--seeds N` consecutive seeds from the case's seed, each run twice.
 fn seed_sweep(case: &Case) -> Check {
-    let count = match std::env::var(SEEDS_ENV) {
-        Ok(text) => text
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|count| *count >= 1)
-            .ok_or_else(|| {
-                Failure(format!(
-                    "{SEEDS_ENV}={text:?}: expected a positive seed count"
-                ))
-            })?,
-        Err(_) => SWEEP_SEEDS_DEFAULT,
-    };
+    let count = harness::Settings::get()
+        .seeds
+        .unwrap_or(SWEEP_SEEDS_DEFAULT);
     let progress = runner::progress(count, &format!("determinism sweep on {}", case.backend()));
     let started = Instant::now();
     let mut checks = 0;
@@ -173,12 +162,9 @@ fn seed_sweep(case: &Case) -> Check {
         let run = twice_identical(case, seed, &steps_for(seed)).map_err(|failure| {
             Failure(format!(
                 "seed {seed}: {failure}\nreproduce: {}",
-                harness::case::repro_command(
-                    "determinism",
-                    case.backend(),
-                    "same_seed_same_book",
-                    seed
-                )
+                case.repro()
+                    .with_test("same_seed_same_book")
+                    .with_seed(seed)
             ))
         })?;
         checks += run.invariant_checks;

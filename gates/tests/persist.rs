@@ -10,9 +10,9 @@
 //! Mutants: an intent id that mixes in a per-open counter, and a create that is not
 //! idempotent. Each is caught by the idempotency checks below.
 
-use book::migrate::{self, MigrateError};
+use book::migrate;
 use book::store::{Isolation, Value};
-use book::{BookError, IntentStatus, Outcome, Side, Signal, TripReason};
+use harness::protocol::{IntentStatus, Outcome, Problem, ProblemKind, Side, Signal, TripReason};
 use harness::{ensure, Case, Check, Phase};
 
 harness::gate_tests! {
@@ -55,7 +55,7 @@ fn signal(window_id: &str, bar_t: i64) -> Signal {
 
 /// Drives the book through every table: two placements (one closed at a profit), a
 /// breaker trip and reset, a day roll, a checkpoint.
-fn write_every_table(case: &Case) -> Result<Vec<String>, BookError> {
+fn write_every_table(case: &Case) -> Result<Vec<String>, Problem> {
     let mut book = case.open()?;
     let mut placed = Vec::new();
     for (window_id, bar_t) in [("w-0001", 60_000), ("w-0002", 120_000)] {
@@ -266,10 +266,12 @@ fn placed_intent(outcome: Outcome) -> Result<String, harness::Failure> {
 fn same_signal_twice_is_one_intent(case: &Case) -> Check {
     let mut book = case.open()?;
     let signal = signal("w-0001", 60_000);
-    let first = placed_intent(book.submit(&signal)?)?;
+    let outcome = book.submit(&signal)?;
+    let first = placed_intent(outcome.clone())?;
+    let placements = case.venue.placements();
     ensure!(
-        first == book.intent_id(&signal),
-        "the placed intent id is not the signal's intent id"
+        matches!(&outcome, Outcome::Placed { client_order_id, .. } if placements == [client_order_id.clone()]),
+        "the book reported {outcome:?} but the venue received {placements:?}"
     );
     case.clock.advance(1_000);
     submit_again(case, book.as_mut(), &signal, &first)?;
@@ -334,14 +336,13 @@ fn migrations_rerun_is_a_no_op(case: &Case) -> Check {
 }
 
 /// Refusing must not write: the dump after the refused open equals the one before it.
-fn expect_refused(case: &Case, wanted: fn(&MigrateError) -> bool, words: &str) -> Check {
+fn expect_refused(case: &Case, wanted: ProblemKind, words: &str) -> Check {
     let before = case.dump()?;
     match case.open() {
-        Err(BookError::Migrate(error)) if wanted(&error) => {
-            let message = error.to_string();
+        Err(problem) if problem.kind == wanted => {
             ensure!(
-                message.contains(words),
-                "the refusal does not say {words:?}: {message}"
+                problem.message.contains(words),
+                "the refusal does not say {words:?}: {problem}"
             );
         }
         Err(other) => {
@@ -376,7 +377,7 @@ fn newer_schema_is_refused(case: &Case) -> Check {
     drop(store);
     expect_refused(
         case,
-        |error| matches!(error, MigrateError::SchemaAhead { .. }),
+        ProblemKind::SchemaAhead,
         "newer than this build supports",
     )
 }
@@ -394,8 +395,8 @@ fn checksum_drift_is_refused(case: &Case) -> Check {
     drop(store);
     expect_refused(
         case,
-        |error| matches!(error, MigrateError::ChecksumDrift { version: 1, .. }),
-        "changed after it was applied",
+        ProblemKind::ChecksumDrift,
+        "migration 1 (core) was applied with checksum",
     )
 }
 

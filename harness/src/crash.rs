@@ -1,8 +1,9 @@
-//! The crash gate's machinery: learn every crash site of a scenario, crash at one, and
-//! compare the recovered book with the uninterrupted one.
+//! The crash gate's machinery: how a crash happens ([`CrashMode`]), learning every crash
+//! site of a scenario, crashing at one, and comparing the recovered book with the
+//! uninterrupted one.
 
-use book::crash::CrashSite;
-use book::CrashPlan;
+use book::{CrashPlan, Firing};
+use protocol::{CrashPoint, CrashSite};
 use serde_json::Value as Json;
 
 use crate::case::{Case, Failure};
@@ -10,11 +11,61 @@ use crate::dump::Dump;
 use crate::runner::{self, Run};
 use crate::scenario::Step;
 use crate::seed::Seed;
+use crate::settings::Settings;
+use crate::subject::SubjectKind;
 
-/// `--crash-at POINT#HIT`: only that site.
-pub const CRASH_AT_ENV: &str = "BOOKPROOF_CRASH_AT";
-/// `--crash-sites N`: at most N sites per scenario (evenly spread), for long sweeps.
-pub const CRASH_SITES_ENV: &str = "BOOKPROOF_CRASH_SITES";
+/// How a crash happens. Each mode learns its sites from an uninterrupted run and runs on
+/// the subject kind it needs. (Room for the next modes: killing the database server under
+/// the book, and power loss on SQLite.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrashMode {
+    /// In process: the armed crash point returns `Crashed` and the stack unwinds; open
+    /// transactions roll back as the book and its connections are dropped.
+    Unwind,
+    /// A `book` process aborts at the armed crash point: no destructor, rollback or flush
+    /// runs.
+    Abort,
+    /// The harness SIGKILLs a `book` process right after answering a venue call, wherever
+    /// the book is.
+    Sigkill,
+}
+
+impl CrashMode {
+    pub const ALL: [CrashMode; 3] = [CrashMode::Unwind, CrashMode::Abort, CrashMode::Sigkill];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CrashMode::Unwind => "unwind",
+            CrashMode::Abort => "abort",
+            CrashMode::Sigkill => "sigkill",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<CrashMode> {
+        CrashMode::ALL.into_iter().find(|mode| mode.name() == name)
+    }
+
+    /// The subject a crash of this mode needs.
+    pub fn subject(self) -> SubjectKind {
+        match self {
+            CrashMode::Unwind => SubjectKind::InProcess,
+            CrashMode::Abort | CrashMode::Sigkill => SubjectKind::Process,
+        }
+    }
+
+    /// The sites of this mode in an uninterrupted run.
+    pub fn sites(self, uninterrupted: &Uninterrupted) -> Vec<CrashSite> {
+        match self {
+            CrashMode::Unwind | CrashMode::Abort => uninterrupted.sites.clone(),
+            CrashMode::Sigkill => (1..=uninterrupted.venue_calls)
+                .map(|hit| CrashSite {
+                    point: CrashPoint::AfterVenueReply,
+                    hit: u32::try_from(hit).unwrap_or(u32::MAX),
+                })
+                .collect(),
+        }
+    }
+}
 
 /// Columns that legitimately differ between a recovered book and the uninterrupted one.
 /// Nothing else is excluded.
@@ -25,27 +76,20 @@ pub const EXCLUDED_COLUMNS: &[(&str, &str, &str)] = &[(
 )];
 
 /// Runs `steps` uninterrupted, in this process, with a recording plan: the reference book,
-/// every crash site it passed in order, and the SIGKILL sites (one after each venue reply)
-/// that the same run has in a `book` process.
+/// every crash site it passed in order, and how many venue calls it made.
 pub fn uninterrupted(
     template: &Case,
     seed: Seed,
     steps: &[Step],
 ) -> Result<Uninterrupted, Failure> {
-    let mut case = runner::fresh_case(template, seed)?;
-    case.process = false;
+    let mut case = template.fresh(seed)?;
+    case.subject = SubjectKind::InProcess;
     let plan = CrashPlan::recording();
     let run = runner::run_with_plan(&case, steps, Some(&plan))?;
-    let sigkill_sites = (1..=case.venue.calls())
-        .map(|hit| CrashSite {
-            point: crate::process::SIGKILL_POINT.to_owned(),
-            hit: u32::try_from(hit).unwrap_or(u32::MAX),
-        })
-        .collect();
     Ok(Uninterrupted {
         run,
         sites: plan.passed(),
-        sigkill_sites,
+        venue_calls: case.venue.calls(),
     })
 }
 
@@ -54,36 +98,23 @@ pub struct Uninterrupted {
     pub run: Run,
     /// Crash points the book passed, in order.
     pub sites: Vec<CrashSite>,
-    /// One SIGKILL site per venue call the run made.
-    pub sigkill_sites: Vec<CrashSite>,
+    /// Venue calls the run made: one SIGKILL site after each reply.
+    pub venue_calls: u64,
 }
 
 /// The sites to crash at: `--crash-at` if given, else all of them, thinned evenly to
 /// `--crash-sites` if given.
-pub fn selected(sites: Vec<CrashSite>) -> Result<Vec<CrashSite>, Failure> {
-    if let Ok(text) = std::env::var(CRASH_AT_ENV) {
-        let site: CrashSite = text.parse().map_err(Failure)?;
-        return Ok(vec![site]);
+pub fn selected(sites: Vec<CrashSite>) -> Vec<CrashSite> {
+    let settings = Settings::get();
+    if let Some(site) = &settings.crash_at {
+        return vec![site.clone()];
     }
-    let Ok(text) = std::env::var(CRASH_SITES_ENV) else {
-        return Ok(sites);
-    };
-    let limit: usize = text
-        .trim()
-        .parse()
-        .ok()
-        .filter(|limit| *limit >= 1)
-        .ok_or_else(|| {
-            Failure(format!(
-                "{CRASH_SITES_ENV}={text:?}: expected a positive number"
-            ))
-        })?;
-    if sites.len() <= limit {
-        return Ok(sites);
+    match settings.crash_sites {
+        Some(limit) if sites.len() > limit => (0..limit)
+            .map(|index| sites[index * sites.len() / limit].clone())
+            .collect(),
+        _ => sites,
     }
-    Ok((0..limit)
-        .map(|index| sites[index * sites.len() / limit].clone())
-        .collect())
 }
 
 /// Runs `steps` on a fresh database, crashing once at `site`.
@@ -93,8 +124,10 @@ pub fn crashed_at(
     steps: &[Step],
     site: &CrashSite,
 ) -> Result<Run, Failure> {
-    let case = runner::fresh_case(template, seed)?;
-    let plan = CrashPlan::armed(site.clone());
+    let case = template.fresh(seed)?;
+    // A process subject crashes its own way (an abort, or the harness's SIGKILL); the
+    // firing here is for the in-process book.
+    let plan = CrashPlan::armed(site.clone(), Firing::Unwind);
     let run = runner::run_with_plan(&case, steps, Some(&plan))?;
     if run.crashed_at.as_ref() != Some(site) {
         return Err(Failure(format!(

@@ -1,40 +1,46 @@
 //! bookproof's framework: everything a gate needs that is not the book itself.
 //!
-//! Start at [`case`] (how a gate's check runs on a backend), then [`dump`] and
-//! [`invariants`] (what is checked), then [`provider`] and [`pg`] (where databases come
-//! from).
+//! Start at [`gate`] (how a gate's check runs on each backend) and [`case`] (what a check
+//! receives), then [`subject`] (the book behind the contract), [`runner`] (scenarios step
+//! by step) and [`dump`] / [`invariants`] (what is checked). [`settings`] is the one place
+//! the environment is read.
 
 pub mod case;
 pub mod crash;
+pub mod database;
 pub mod dump;
+pub mod gate;
 pub mod invariants;
-pub mod pg;
-pub mod process;
-pub mod provider;
 pub mod rebuild;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod secret;
 pub mod seed;
+pub mod settings;
 pub mod subject;
 pub mod venue;
 
 pub use book;
 pub use book::store::Backend;
+pub use protocol;
 
-pub use crate::case::{run_check, run_differential, run_mutant, Case, Check, Failure};
+pub use crate::case::{Case, Check, Failure};
 pub use crate::dump::Dump;
+pub use crate::gate::{run_check, run_differential, run_mutant};
 pub use crate::invariants::Phase;
 pub use crate::seed::Seed;
-pub use crate::subject::Subject;
+pub use crate::settings::Settings;
+pub use crate::subject::{Subject, SubjectKind};
 
 /// The logical clock cases give the book: shared, advanced by the scenario.
 pub type SimClock = book::ManualClock;
 
-/// Declares a gate's tests: each check and each mutant test once per backend, as
-/// `sqlite::NAME` and `postgres::NAME`, and each differential (same operations on both
-/// backends, identical dumps) as `postgres_vs_sqlite::NAME`, so that filters pick a
-/// backend by prefix (`^sqlite::`, `^postgres`).
+/// Declares a gate's tests: each check and each mutant test once per backend
+/// (`book::with_backends!` lists them), as `sqlite::NAME`, `postgres::NAME`, ..., and each
+/// differential (the same operations on a backend and on the embedded one, identical
+/// dumps) as `BACKEND::differential::NAME` for every backend but the embedded one, so that
+/// a filter picks a backend by its prefix (`^sqlite::`).
 ///
 /// ```ignore
 /// harness::gate_tests! {
@@ -43,28 +49,44 @@ pub type SimClock = book::ManualClock;
 ///     mutants: [
 ///         intent_id_counter_is_caught => (IntentIdWithOpenCounter, idempotent_across_reopen, "second order"),
 ///     ];
+///     differential: [every_table_written];
 /// }
 /// ```
 #[macro_export]
 macro_rules! gate_tests {
     (
         gate: $gate:literal;
-        checks: [$($check:ident),* $(,)?];
-        mutants: [$($mutant_test:ident => ($mutant:ident, $target:ident, $caught_by:literal)),* $(,)?];
-        $(differential: [$($differential:ident),* $(,)?];)?
+        checks: $checks:tt;
+        mutants: $mutants:tt;
+        $(differential: $differential:tt;)?
     ) => {
-        $crate::gate_tests!(@backend sqlite, Sqlite, $gate, [$($check),*], [$($mutant_test => ($mutant, $target, $caught_by)),*]);
-        $crate::gate_tests!(@backend postgres, Postgres, $gate, [$($check),*], [$($mutant_test => ($mutant, $target, $caught_by)),*]);
-        mod postgres_vs_sqlite {
-            $($(
-                #[test]
-                fn $differential() {
-                    $crate::run_differential($gate, stringify!($differential), super::$differential);
-                }
-            )*)?
-        }
+        $crate::book::with_backends!($crate::__gate_tests! {
+            gate: $gate; checks: $checks; mutants: $mutants; differential: [$($differential)?];
+        });
     };
-    (@backend $module:ident, $backend:ident, $gate:literal, [$($check:ident),*], [$($mutant_test:ident => ($mutant:ident, $target:ident, $caught_by:literal)),*]) => {
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __gate_tests {
+    (
+        backends: [$embedded_module:ident $embedded:ident $(, $module:ident $variant:ident)*];
+        gate: $gate:literal; checks: $checks:tt; mutants: $mutants:tt; differential: $differential:tt;
+    ) => {
+        $crate::__gate_backend!($embedded_module $embedded $gate $checks $mutants []);
+        $( $crate::__gate_backend!($module $variant $gate $checks $mutants $differential); )*
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __gate_backend {
+    (
+        $module:ident $backend:ident $gate:literal
+        [$($check:ident),* $(,)?]
+        [$($mutant_test:ident => ($mutant:ident, $target:ident, $caught_by:literal)),* $(,)?]
+        [$([$($differential:ident),* $(,)?])?]
+    ) => {
         mod $module {
             $(
                 #[test]
@@ -85,6 +107,14 @@ macro_rules! gate_tests {
                     );
                 }
             )*
+            mod differential {
+                $($(
+                    #[test]
+                    fn $differential() {
+                        $crate::run_differential($gate, $crate::Backend::$backend, stringify!($differential), super::super::$differential);
+                    }
+                )*)?
+            }
         }
     };
 }

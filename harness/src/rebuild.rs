@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use book::clock::DAY_MS;
 use book::store::Value;
-use book::{Side, Signal};
+use protocol::{Side, Signal};
 use serde_json::Value as Json;
 
 use crate::dump::{Dump, TableDump};

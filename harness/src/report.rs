@@ -1,16 +1,12 @@
 //! Per-case results. Every case a gate runs writes one JSON file into
-//! `$BOOKPROOF_RESULTS_DIR` (set by `cargo xtask verify`); xtask reads them to print the
+//! `$BOOKPROOF_RESULTS_DIR` (`Settings::results_dir`) (set by `cargo xtask verify`); xtask reads them to print the
 //! gate x backend table and write the run's report. Without the variable nothing is
 //! written and the test outcome alone tells.
 //!
 //! Format (one object per file): `{"gate", "backend", "test", "kind": "check"|"mutant",
 //! "outcome": "pass"|"fail"|"skip", "detail", "seed", "millis", "repro"}`.
 
-use std::path::PathBuf;
-
 use serde::{Deserialize, Serialize};
-
-pub const RESULTS_DIR_ENV: &str = "BOOKPROOF_RESULTS_DIR";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,7 +41,7 @@ pub struct CaseRecord {
 /// Writes `record` if a results directory was given. A failure to write is reported on
 /// stderr and does not change the test's outcome (nextest's own result still counts).
 pub fn write(record: &CaseRecord) {
-    let Some(directory) = std::env::var_os(RESULTS_DIR_ENV).map(PathBuf::from) else {
+    let Some(directory) = crate::settings::Settings::get().results_dir.clone() else {
         return;
     };
     let path = directory.join(format!(

@@ -3,17 +3,15 @@
 //! book is followed by a restart on the same database (the venue's state intact), a
 //! recovery, and the re-delivery of the step where a real engine would re-deliver it.
 
-use book::crash::CrashSite;
-use book::{BookError, CrashPlan, Outcome, Signal, TripReason};
+use book::CrashPlan;
+use protocol::{CrashSite, Moment, Outcome, Problem, ProblemKind, Signal, TripReason};
 
 use crate::case::{Case, Failure};
 use crate::dump::Dump;
 use crate::invariants::{self, Phase, Violation};
-use crate::provider::Database;
 use crate::scenario::Step;
 use crate::seed::Seed;
 use crate::subject::Subject;
-use crate::venue::SimVenue;
 
 /// What a run produced.
 #[derive(Debug, Clone)]
@@ -28,26 +26,9 @@ pub struct Run {
     pub crashed_at: Option<CrashSite>,
 }
 
-/// A new case like `template` (gate, backend, mutant) on a fresh database, for `seed`, with
-/// a venue whose partial fills come from that seed.
-pub fn fresh_case(template: &Case, seed: Seed) -> Result<Case, Failure> {
-    let database =
-        Database::create(template.backend()).map_err(|unavailable| Failure(unavailable.reason))?;
-    let mut case = Case::with_database(
-        template.gate,
-        &template.test,
-        seed,
-        database,
-        template.mutant,
-    );
-    case.venue = SimVenue::with_partial_fills(seed);
-    case.process = template.process;
-    Ok(case)
-}
-
 /// Runs `steps` for `seed` on a fresh database.
 pub fn run_seed(template: &Case, seed: Seed, steps: &[Step]) -> Result<Run, Failure> {
-    run_scenario(&fresh_case(template, seed)?, steps)
+    run_scenario(&template.fresh(seed)?, steps)
 }
 
 pub fn run_scenario(case: &Case, steps: &[Step]) -> Result<Run, Failure> {
@@ -64,8 +45,8 @@ fn open(
     let mut options = case.options();
     options.crash_plan = plan.cloned();
     match case.open_with(options.clone()) {
-        Err(BookError::Crashed(crashed)) => {
-            trace.push(format!("  0. open -> CRASH at {}", crashed.site));
+        Err(crashed) if crashed.kind == ProblemKind::Crashed => {
+            trace.push(format!("  0. open -> {}", crash_text(&crashed)));
             Ok(case.open_with(options)?)
         }
         other => Ok(other?),
@@ -83,7 +64,7 @@ pub fn run_with_plan(
     let mut invariant_checks = 0;
     for (index, step) in steps.iter().enumerate() {
         let number = index + 1;
-        let failed = |error: BookError, trace: &[String]| {
+        let failed = |error: Problem, trace: &[String]| {
             Failure(format!(
                 "step {number} ({step}) failed: {error}\ntrace:\n{}",
                 trace.join("\n")
@@ -92,8 +73,8 @@ pub fn run_with_plan(
         world(case, step);
         match operate(case, subject.as_mut(), step, &mut signals) {
             Ok(result) => trace.push(format!("{number:>3}. {step} -> {result}")),
-            Err(BookError::Crashed(crashed)) => {
-                trace.push(format!("{number:>3}. {step} -> CRASH at {}", crashed.site));
+            Err(crashed) if crashed.kind == ProblemKind::Crashed => {
+                trace.push(format!("{number:>3}. {step} -> {}", crash_text(&crashed)));
                 // The process is gone: connections close, open transactions roll back.
                 drop(subject);
                 let mut options = case.options();
@@ -110,7 +91,11 @@ pub fn run_with_plan(
                     &trace,
                     &format!("the restart after step {number}"),
                 )?;
-                if redelivered(step, &crashed.site) {
+                if crashed
+                    .crash_site
+                    .as_ref()
+                    .is_some_and(|site| redelivered(step, site))
+                {
                     if matches!(step, Step::Signal(_)) {
                         signals.pop();
                     }
@@ -171,7 +156,7 @@ pub fn redelivered(step: &Step, site: &CrashSite) -> bool {
     match step {
         Step::Signal(_) | Step::Repeat { .. } | Step::SyncFills | Step::RollDay => true,
         Step::Close { .. } | Step::Trip | Step::Reset | Step::Checkpoint => {
-            site.point.ends_with(".before_commit")
+            site.point.moment() == Some(Moment::BeforeCommit)
         }
         Step::Tick { .. } | Step::Fault(_) => false,
     }
@@ -200,7 +185,7 @@ fn operate(
     subject: &mut dyn Subject,
     step: &Step,
     signals: &mut Vec<Signal>,
-) -> Result<String, BookError> {
+) -> Result<String, Problem> {
     let outcome = match step {
         Step::Tick { .. } => Ok(format!("now {} ms", case.clock_now())),
         Step::Signal(signal) => {
@@ -233,37 +218,58 @@ fn operate(
     };
     match outcome {
         Ok(text) => Ok(text),
-        Err(
-            refusal @ (BookError::AlreadyEntered { .. }
-            | BookError::LimitReached
-            | BookError::DailyLossLimit { .. }
-            | BookError::BreakerOpen { .. }
-            | BookError::VenueUnavailable { .. }
-            | BookError::OpenOrders { .. }
-            | BookError::NoOpenPosition { .. }),
-        ) => Ok(format!("refused: {refusal}")),
-        Err(BookError::VenueUncertain { intent_id, source }) => {
+        Err(refusal) if SCENARIO_REFUSALS.contains(&refusal.kind) => {
+            Ok(format!("refused: {refusal}"))
+        }
+        Err(uncertain) if uncertain.kind == ProblemKind::VenueUncertain => {
             // The engine's next tick: ask the venue, settle the intent.
             let report = subject.recover()?;
+            let source = uncertain
+                .venue_error
+                .as_ref()
+                .map_or_else(|| uncertain.message.clone(), ToString::to_string);
             Ok(format!(
-                "uncertain ({source}) for {intent_id}; recover -> confirmed {:?}, released {:?}",
-                report.confirmed, report.released
+                "uncertain ({source}) for {}; recover -> confirmed {:?}, released {:?}",
+                uncertain.intent_id.as_deref().unwrap_or("?"),
+                report.confirmed,
+                report.released
             ))
         }
         Err(other) => Err(other),
     }
 }
 
-fn submit(subject: &mut dyn Subject, signal: &Signal) -> Result<String, BookError> {
+/// The refusals a scenario expects the book to give: results, not failures.
+const SCENARIO_REFUSALS: &[ProblemKind] = &[
+    ProblemKind::AlreadyEntered,
+    ProblemKind::LimitReached,
+    ProblemKind::DailyLossLimit,
+    ProblemKind::BreakerOpen,
+    ProblemKind::VenueUnavailable,
+    ProblemKind::OpenOrders,
+    ProblemKind::NoOpenPosition,
+];
+
+fn crash_text(crashed: &Problem) -> String {
+    match &crashed.crash_site {
+        Some(site) => format!("CRASH at {site}"),
+        None => format!("CRASH ({crashed})"),
+    }
+}
+
+fn submit(subject: &mut dyn Subject, signal: &Signal) -> Result<String, Problem> {
     subject.submit(signal).map(|outcome| match outcome {
         Outcome::Placed {
             intent_id,
             order_id,
+            ..
         } => format!("placed {intent_id} as {order_id}"),
         Outcome::Existing { intent_id, status } => {
             format!("existing {intent_id} ({})", status.as_str())
         }
-        Outcome::Rejected { intent_id, reason } => format!("rejected {intent_id}: {reason}"),
+        Outcome::Rejected {
+            intent_id, reason, ..
+        } => format!("rejected {intent_id}: {reason}"),
     })
 }
 
@@ -272,8 +278,10 @@ fn close(
     subject: &mut dyn Subject,
     pick: usize,
     offset: i64,
-) -> Result<String, BookError> {
-    let dump = case.dump()?;
+) -> Result<String, Problem> {
+    let dump = case
+        .dump()
+        .map_err(|error| Problem::new(ProblemKind::Storage, error.to_string()))?;
     let (positions, intents) = (dump.table("positions"), dump.table("intents"));
     let open: Vec<&str> = positions
         .rows

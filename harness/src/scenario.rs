@@ -2,18 +2,18 @@
 //! windows. Written as proptest strategies so that a failing scenario shrinks to a minimal
 //! one; a seed picks one scenario deterministically.
 
-use book::{Side, Signal};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use proptest::test_runner::{Config, TestRunner};
+use protocol::{Side, Signal};
 
 use crate::seed::Seed;
+use crate::settings::Settings;
 use crate::venue::Fault;
 
 /// The most steps a default scenario has (a seed picks 1 to this many, so that a failing
 /// scenario can shrink by dropping steps).
 pub const STEPS_DEFAULT: usize = 40;
-pub const STEPS_ENV: &str = "BOOKPROOF_STEPS";
 /// Upper bound on shrink iterations (each reruns the property on fresh databases).
 pub const SHRINK_ITERATIONS_MAX: usize = 256;
 
@@ -134,29 +134,13 @@ pub fn scenario_strategy(steps_max: usize) -> impl Strategy<Value = Vec<Step>> {
     proptest::collection::vec(step_strategy(), 1..=steps_max.max(1))
 }
 
-/// `BOOKPROOF_STEPS` if set (a bad value is a usage error), else [`STEPS_DEFAULT`].
-pub fn steps_from_env() -> usize {
-    match std::env::var(STEPS_ENV) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .ok()
-            .filter(|steps: &usize| (1..=10_000).contains(steps))
-            .unwrap_or_else(|| {
-                panic!("{STEPS_ENV}={text:?}: expected a step count from 1 to 10000")
-            }),
-        Err(_) => STEPS_DEFAULT,
-    }
+/// `--steps` (`BOOKPROOF_STEPS`) if given, else `default`.
+pub fn steps_max(default: usize) -> usize {
+    Settings::get().steps.unwrap_or(default)
 }
 
 fn runner_for(seed: Seed) -> TestRunner {
-    let mut key = [0_u8; 32];
-    key[..8].copy_from_slice(&seed.0.to_le_bytes());
-    key[8..16].copy_from_slice(b"scenario");
-    TestRunner::new_with_rng(
-        Config::default(),
-        TestRng::from_seed(RngAlgorithm::ChaCha, &key),
-    )
+    TestRunner::new_with_rng(Config::default(), seed.proptest_rng("scenario"))
 }
 
 /// The scenario a seed stands for.

@@ -1,11 +1,13 @@
 //! One `u64` seed drives a run. It prints as `0x` + 16 hex digits and parses back from the
-//! same (the `0x` is optional). Each subsystem draws from its own ChaCha stream derived from
-//! the seed and the stream's name, so changing how one subsystem draws does not shift the
-//! others.
+//! same (the `0x` is optional). Each subsystem draws from its own ChaCha stream keyed by the
+//! seed and the subsystem's name (the venue's fills from `stream("venue")`, the scenario's
+//! proptest generator from `proptest_rng("scenario")`), so changing how one subsystem draws
+//! does not shift the others.
 
 use std::fmt;
 use std::str::FromStr;
 
+use proptest::test_runner::{RngAlgorithm, TestRng};
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
@@ -26,6 +28,17 @@ impl Seed {
         hasher.update(self.0.to_le_bytes());
         hasher.update(name.as_bytes());
         ChaCha8Rng::from_seed(hasher.finalize().into())
+    }
+
+    /// A ChaCha generator for proptest strategies of one subsystem, keyed by the seed and
+    /// the subsystem's name (8 bytes each; the rest zero).
+    pub fn proptest_rng(self, name: &str) -> TestRng {
+        let mut key = [0_u8; 32];
+        key[..8].copy_from_slice(&self.0.to_le_bytes());
+        let name = name.as_bytes();
+        let length = name.len().min(8);
+        key[8..8 + length].copy_from_slice(&name[..length]);
+        TestRng::from_seed(RngAlgorithm::ChaCha, &key)
     }
 }
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use book::venue::{OrderRequest, Venue, VenueError, VenueFill, VenueOrder, VenuePosition};
+use protocol::{OrderRequest, Venue, VenueError, VenueFill, VenueOrder, VenuePosition};
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
 
@@ -96,7 +96,7 @@ impl SimVenue {
             .values_mut()
             .filter(|order| order.rejection.is_none())
         {
-            let filled: i64 = book::venue::filled_qty(&order.fills);
+            let filled: i64 = order.filled_qty();
             if filled < order.size {
                 let price = order.fills.first().map_or(1, |fill| fill.price);
                 let number = order.fills.len() + 1;
@@ -150,7 +150,12 @@ impl Venue for SimVenue {
                 state.orders.insert(client_order_id, rejected);
                 return Err(VenueError::Rejected { reason });
             }
-            Some(Fault::RateLimited { status }) => return Err(VenueError::RateLimited { status }),
+            Some(Fault::RateLimited { status }) => {
+                return Err(VenueError::RateLimited {
+                    status,
+                    retry_after_ms: None,
+                })
+            }
             Some(Fault::Internal) => return Err(VenueError::Internal { status: 500 }),
             _ => {}
         }
@@ -201,6 +206,6 @@ impl Venue for SimVenue {
     fn positions(&mut self) -> Result<Vec<VenuePosition>, VenueError> {
         let mut state = self.lock();
         state.calls += 1;
-        Ok(book::venue::net_positions(state.orders.values()))
+        Ok(protocol::net_positions(state.orders.values()))
     }
 }

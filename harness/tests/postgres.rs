@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::path::Path;
 
 use book::store::{PostgresOptions, PostgresStore, StoreError};
-use harness::pg::LocalCluster;
+use harness::database::LocalCluster;
 
 const PASSWORD: &str = "hunter2-do-not-print";
 
@@ -87,7 +87,7 @@ fn process_alive(pid: u32) -> bool {
 fn local_cluster_leaves_no_process_and_no_directory() {
     let cluster = match LocalCluster::start() {
         Ok(cluster) => cluster,
-        Err(reason) if std::env::var(harness::case::REQUIRE_POSTGRES_ENV).as_deref() != Ok("1") => {
+        Err(reason) if !harness::Settings::get().require_postgres => {
             println!("skipped: {reason}");
             return;
         }
@@ -100,8 +100,8 @@ fn local_cluster_leaves_no_process_and_no_directory() {
         .server_pid()
         .expect("a running cluster has a postmaster.pid");
     assert!(process_alive(pid), "the postmaster {pid} is not running");
-    let mut store =
-        PostgresStore::connect(PostgresOptions::new(cluster.url("postgres"))).expect("connect");
+    let mut store = PostgresStore::connect(PostgresOptions::new(cluster.url("postgres").expose()))
+        .expect("connect");
     store
         .execute_outside_transaction("SELECT 1")
         .expect("a query");

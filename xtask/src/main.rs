@@ -11,7 +11,9 @@ mod verify;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
+use harness::{Backend, Settings};
 
 /// Exit codes, one per failure class.
 pub mod exit {
@@ -19,7 +21,7 @@ pub mod exit {
     pub const OK: u8 = 0;
     /// A gate or test failed: the table and the repro commands say which.
     pub const GATE_FAILED: u8 = 1;
-    /// Bad usage: an unknown gate, a bad seed.
+    /// Bad usage: an unknown gate, a bad seed, a bad BOOKPROOF_* variable.
     pub const USAGE: u8 = 2;
     /// The harness itself could not run (cargo or nextest missing, a report unreadable).
     pub const HARNESS: u8 = 3;
@@ -29,7 +31,8 @@ pub mod exit {
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "bookproof: deterministic verification of a trading book's persistence layer",
+    about = "bookproof: deterministic verification of a trading book's persistence layer.\n\
+             `verify` runs gates, `repro` reruns one failing case, `test` runs what CI runs.",
     after_help = "Exit codes: 0 all passed, 1 a gate failed, 2 bad usage, 3 harness error.\n\
                   Reports: target/bookproof/report.json and target/nextest/ci/junit.xml."
 )]
@@ -50,26 +53,40 @@ enum Command {
     Test(test::Args),
 }
 
-/// Which backends to run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BackendChoice {
-    Sqlite,
-    Postgres,
-    All,
+/// The backends a run covers: one, or all of `Backend::ALL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backends(pub Vec<Backend>);
+
+impl Backends {
+    pub fn all() -> Backends {
+        Backends(Backend::ALL.to_vec())
+    }
+
+    pub fn is_all(&self) -> bool {
+        self.0 == Backend::ALL
+    }
 }
 
-impl BackendChoice {
-    pub fn names(self) -> &'static [&'static str] {
-        match self {
-            BackendChoice::Sqlite => &["sqlite"],
-            BackendChoice::Postgres => &["postgres"],
-            BackendChoice::All => &["sqlite", "postgres"],
-        }
-    }
+/// `--backend`: every backend's name, or `all`.
+pub fn backend_parser() -> impl TypedValueParser<Value = Backends> {
+    let names: Vec<&'static str> = Backend::ALL
+        .iter()
+        .map(|backend| backend.name())
+        .chain(["all"])
+        .collect();
+    PossibleValuesParser::new(names).map(|name| {
+        Backend::parse(&name).map_or_else(Backends::all, |backend| Backends(vec![backend]))
+    })
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // A bad BOOKPROOF_* variable in the user's shell would fail every case the same way:
+    // say so once, before anything runs.
+    if let Err(error) = Settings::from_lookup(|name| std::env::var(name).ok()) {
+        eprintln!("error: {error}");
+        return ExitCode::from(exit::USAGE);
+    }
     let result = match cli.command {
         Command::Verify(args) => verify::run(args),
         Command::List => list::run(),

@@ -1,5 +1,6 @@
 //! Runs test binaries through cargo-nextest (or `cargo test` when nextest is missing) with
-//! the environment the harness reads, and owns the PostgreSQL server for the whole run.
+//! the environment the harness reads (`harness::settings`), and owns the PostgreSQL server
+//! for the whole run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -7,21 +8,29 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use harness::report::{CaseRecord, RESULTS_DIR_ENV};
+use harness::book::Mutant;
+use harness::database::postgres::{self as pg, Server};
+use harness::protocol::CrashSite;
+use harness::report::CaseRecord;
+use harness::settings;
+use harness::{Seed, SubjectKind};
 
 use crate::gates::{self, Gate};
+use crate::Backends;
 
 pub struct Plan {
     /// Every test of the workspace (CI), or only the chosen gates.
     pub workspace: bool,
     pub gates: Vec<&'static Gate>,
-    pub backends: &'static [&'static str],
+    pub backends: Backends,
     pub test: Option<String>,
-    pub seed: Option<harness::Seed>,
+    pub seed: Option<Seed>,
     pub seeds: Option<u64>,
     pub steps: Option<u64>,
-    pub crash_at: Option<harness::book::CrashSite>,
+    pub crash_at: Option<CrashSite>,
     pub crash_sites: Option<u64>,
+    pub mutant: Option<Mutant>,
+    pub subject: SubjectKind,
     pub require_postgres: bool,
     pub no_capture: bool,
 }
@@ -64,18 +73,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Finished> {
             .with_context(|| format!("clearing {}", results.display()))?;
     }
     std::fs::create_dir_all(&results).with_context(|| format!("creating {}", results.display()))?;
-
-    // The crash gate runs the book as a real process: build it first.
-    let built = Command::new("cargo")
-        .args(["build", "--quiet", "--package", "book", "--bin", "book"])
-        .current_dir(workspace_root())
-        .status()
-        .context("building the book binary")?;
-    anyhow::ensure!(
-        built.success(),
-        "building the book binary failed (see above)"
-    );
-
+    build_book_binary()?;
     let mut command = if nextest_available() {
         nextest_command(plan)
     } else {
@@ -84,42 +82,11 @@ pub fn run(plan: &Plan) -> anyhow::Result<Finished> {
     };
     command
         .current_dir(workspace_root())
-        .env(RESULTS_DIR_ENV, &results);
-    if let Some(seed) = plan.seed {
-        command.env(harness::case::SEED_ENV, seed.to_string());
-    }
-    if let Some(seeds) = plan.seeds {
-        command.env("BOOKPROOF_SEEDS", seeds.to_string());
-    }
-    if let Some(steps) = plan.steps {
-        command.env(harness::scenario::STEPS_ENV, steps.to_string());
-    }
-    if let Some(site) = &plan.crash_at {
-        command.env(harness::crash::CRASH_AT_ENV, site.to_string());
-    }
-    if let Some(sites) = plan.crash_sites {
-        command.env(harness::crash::CRASH_SITES_ENV, sites.to_string());
-    }
-    if plan.require_postgres {
-        command.env(harness::case::REQUIRE_POSTGRES_ENV, "1");
-    }
+        .env(settings::RESULTS_DIR, &results);
+    set_environment(&mut command, plan);
     // One server for the whole run, held until the tests are done (dropping it stops a
     // cluster we started, also when the tests failed).
-    let mut server: Option<Arc<harness::pg::Server>> = None;
-    let mut postgres_source = None;
-    if plan.backends.contains(&"postgres") {
-        match harness::pg::server() {
-            Ok(found) => {
-                command.env(harness::pg::URL_ENV, found.admin_url());
-                postgres_source = Some(found.source.clone());
-                server = Some(found);
-            }
-            Err(unavailable) => {
-                command.env(harness::pg::UNAVAILABLE_ENV, &unavailable.reason);
-                postgres_source = Some(format!("unavailable: {}", unavailable.reason));
-            }
-        }
-    }
+    let (server, postgres_source) = postgres(&mut command, plan);
     let started = Instant::now();
     let status = command.status().context("running the tests")?;
     let elapsed = started.elapsed();
@@ -130,6 +97,70 @@ pub fn run(plan: &Plan) -> anyhow::Result<Finished> {
         elapsed,
         postgres_source,
     })
+}
+
+/// The gates run the book as a real process too: build it first.
+fn build_book_binary() -> anyhow::Result<()> {
+    let built = Command::new("cargo")
+        .args(["build", "--quiet", "--package", "book", "--bin", "book"])
+        .current_dir(workspace_root())
+        .status()
+        .context("building the book binary")?;
+    anyhow::ensure!(
+        built.success(),
+        "building the book binary failed (see above)"
+    );
+    Ok(())
+}
+
+/// The plan's flags as the `BOOKPROOF_*` variables `harness::settings` reads.
+fn set_environment(command: &mut Command, plan: &Plan) {
+    let values = [
+        (settings::SEED, plan.seed.map(|seed| seed.to_string())),
+        (settings::SEEDS, plan.seeds.map(|seeds| seeds.to_string())),
+        (settings::STEPS, plan.steps.map(|steps| steps.to_string())),
+        (
+            settings::CRASH_AT,
+            plan.crash_at.as_ref().map(ToString::to_string),
+        ),
+        (
+            settings::CRASH_SITES,
+            plan.crash_sites.map(|sites| sites.to_string()),
+        ),
+        (
+            settings::MUTANT,
+            plan.mutant.map(|mutant| mutant.name().to_owned()),
+        ),
+        (settings::SUBJECT, Some(plan.subject.name().to_owned())),
+        (
+            settings::REQUIRE_POSTGRES,
+            plan.require_postgres.then(|| "1".to_owned()),
+        ),
+    ];
+    for (variable, value) in values {
+        if let Some(value) = value {
+            command.env(variable, value);
+        }
+    }
+}
+
+/// Finds or starts the run's PostgreSQL server when the plan covers PostgreSQL, and hands
+/// its URL (or the reason there is none) to the test processes.
+fn postgres(command: &mut Command, plan: &Plan) -> (Option<Arc<Server>>, Option<String>) {
+    if !plan.backends.0.contains(&harness::Backend::Postgres) {
+        return (None, None);
+    }
+    match pg::server() {
+        Ok(server) => {
+            command.env(settings::PG_URL, server.admin_url().expose());
+            let source = server.source.clone();
+            (Some(server), Some(source))
+        }
+        Err(unavailable) => {
+            command.env(settings::PG_UNAVAILABLE, &unavailable.reason);
+            (None, Some(format!("unavailable: {}", unavailable.reason)))
+        }
+    }
 }
 
 fn nextest_command(plan: &Plan) -> Command {
@@ -147,11 +178,16 @@ fn nextest_command(plan: &Plan) -> Command {
                 .collect::<Vec<_>>()
                 .join(" | ")
         )];
-        // `^postgres` also takes the `postgres_vs_sqlite::` differentials.
-        match plan.backends {
-            ["sqlite"] => filters.push("test(/^sqlite::/)".to_owned()),
-            ["postgres"] => filters.push("test(/^postgres/)".to_owned()),
-            _ => {}
+        if !plan.backends.is_all() {
+            filters.push(format!(
+                "({})",
+                plan.backends
+                    .0
+                    .iter()
+                    .map(|backend| format!("test(/^{backend}::/)"))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            ));
         }
         if let Some(test) = &plan.test {
             filters.push(format!("test(/::{test}$/)"));
@@ -169,33 +205,41 @@ fn cargo_test_command(plan: &Plan) -> Command {
     command.arg("test");
     if plan.workspace {
         command.arg("--workspace");
+        return command;
+    }
+    command.args(["--package", "gates"]);
+    for gate in &plan.gates {
+        command.args(["--test", &gates::target(gate.name)]);
+    }
+    command.arg("--");
+    // libtest filters are substrings: `sqlite::` picks a backend's tests (its
+    // differentials included), `::NAME` one case.
+    let prefixes: Vec<String> = if plan.backends.is_all() {
+        Vec::new()
     } else {
-        command.args(["--package", "gates"]);
-        for gate in &plan.gates {
-            command.args(["--test", &gates::target(gate.name)]);
-        }
-        command.arg("--");
-        // libtest filters are substrings, or exact paths with --exact.
-        let prefixes: &[&str] = match plan.backends {
-            ["sqlite"] => &["sqlite::"],
-            ["postgres"] => &["postgres::", "postgres_vs_sqlite::"],
-            _ => &[],
-        };
-        match &plan.test {
-            Some(test) if !prefixes.is_empty() => {
-                command.args(prefixes.iter().map(|prefix| format!("{prefix}{test}")));
-                command.arg("--exact");
+        plan.backends
+            .0
+            .iter()
+            .map(|backend| format!("{backend}::"))
+            .collect()
+    };
+    match (&plan.test, prefixes.is_empty()) {
+        (Some(test), false) => {
+            for prefix in &prefixes {
+                command.arg(format!("{prefix}{test}"));
+                command.arg(format!("{prefix}differential::{test}"));
             }
-            Some(test) => {
-                command.arg(format!("::{test}"));
-            }
-            None => {
-                command.args(prefixes.iter().copied());
-            }
+            command.arg("--exact");
         }
-        if plan.no_capture {
-            command.arg("--nocapture");
+        (Some(test), true) => {
+            command.arg(format!("::{test}"));
         }
+        (None, _) => {
+            command.args(&prefixes);
+        }
+    }
+    if plan.no_capture {
+        command.arg("--nocapture");
     }
     command
 }

@@ -1,7 +1,11 @@
 //! `cargo xtask repro GATE --backend B --test NAME --seed HEX`: reruns one case with its
 //! output shown, exactly as a failing run printed it.
 
-use crate::{verify, BackendChoice};
+use harness::book::Mutant;
+use harness::protocol::CrashSite;
+use harness::{Seed, SubjectKind};
+
+use crate::{nextest, summary, verify, Backends};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -9,50 +13,62 @@ pub struct Args {
     pub gate: String,
     /// The seed the failure printed.
     #[arg(long)]
-    pub seed: harness::Seed,
-    #[arg(long, value_enum, default_value = "sqlite")]
-    pub backend: BackendChoice,
+    pub seed: Seed,
+    #[arg(long, default_value = "sqlite", value_parser = crate::backend_parser())]
+    pub backend: Backends,
     /// The scenario size the failure ran with, if it was not the default.
     #[arg(long)]
     pub steps: Option<u64>,
     /// The crash site the failure named (crash gate).
     #[arg(long)]
-    pub crash_at: Option<harness::book::CrashSite>,
+    pub crash_at: Option<CrashSite>,
     /// Run the case against this mutant (a deliberately broken book), to watch the gate
     /// catch it.
-    #[arg(long)]
-    pub mutant: Option<String>,
+    #[arg(long, value_parser = mutant_parser())]
+    pub mutant: Option<Mutant>,
+    /// How the case runs the book, if the failure named one.
+    #[arg(long, default_value = "in-process", value_parser = verify::subject_parser())]
+    pub subject: SubjectKind,
     /// The case the failure named; all cases of the gate when left out.
     #[arg(long)]
     pub test: Option<String>,
 }
 
+fn mutant_parser() -> impl clap::builder::TypedValueParser<Value = Mutant> {
+    use clap::builder::TypedValueParser as _;
+    let names: Vec<&'static str> = Mutant::ALL.iter().map(|mutant| mutant.name()).collect();
+    clap::builder::PossibleValuesParser::new(names)
+        .map(|name| Mutant::parse(&name).unwrap_or(Mutant::ALL[0]))
+}
+
 pub fn run(args: Args) -> anyhow::Result<u8> {
-    if let Some(mutant) = &args.mutant {
-        let Some(mutant) = harness::book::Mutant::parse(mutant) else {
-            let known: Vec<&str> = harness::book::Mutant::ALL
-                .iter()
-                .map(|mutant| mutant.name())
-                .collect();
-            eprintln!(
-                "error: unknown mutant `{mutant}`; known mutants: {}",
-                known.join(", ")
-            );
+    let chosen = match crate::gates::resolve(std::slice::from_ref(&args.gate)) {
+        Ok(chosen) => chosen,
+        Err(message) => {
+            eprintln!("error: {message}");
             return Ok(crate::exit::USAGE);
-        };
-        // Read by the harness in the test processes xtask starts.
-        std::env::set_var(harness::case::MUTANT_ENV, mutant.name());
-    }
-    verify::run(verify::Args {
-        gates: vec![args.gate],
-        backend: args.backend,
+        }
+    };
+    let require_postgres = args
+        .backend
+        .0
+        .iter()
+        .any(|backend| *backend != harness::Backend::embedded());
+    let plan = nextest::Plan {
+        workspace: false,
+        gates: chosen,
+        backends: args.backend,
+        test: args.test,
         seed: Some(args.seed),
         seeds: None,
         steps: args.steps,
         crash_at: args.crash_at,
         crash_sites: None,
-        test: args.test,
-        require_postgres: args.backend != BackendChoice::Sqlite,
+        mutant: args.mutant,
+        subject: args.subject,
+        require_postgres,
         no_capture: true,
-    })
+    };
+    let finished = nextest::run(&plan)?;
+    summary::report(&finished, &plan)
 }

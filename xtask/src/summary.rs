@@ -27,76 +27,25 @@ struct Report<'a> {
 }
 
 /// Prints the table for every (gate, backend) the plan asked for plus any others that
-/// reported, writes the report, and returns the exit code.
-pub fn report(finished: &Finished, plan: &Plan, require_postgres: bool) -> anyhow::Result<u8> {
-    let mut grouped: BTreeMap<(String, String), Vec<&CaseRecord>> = BTreeMap::new();
-    for gate in &plan.gates {
-        for backend in plan.backends {
-            grouped.insert((gate.name.to_owned(), (*backend).to_owned()), Vec::new());
-        }
-    }
-    for record in &finished.records {
-        grouped
-            .entry((record.gate.clone(), record.backend.clone()))
-            .or_default()
-            .push(record);
-    }
-    let rows: Vec<Row> = grouped
-        .iter()
-        .map(|((gate, backend), records)| row(gate, backend, records))
-        .collect();
-
-    println!();
-    println!(
-        "{:<18} {:<9} {:<8} {:>6} {:>9}",
-        "gate", "backend", "result", "cases", "time"
-    );
-    for row in &rows {
-        let reason = row
-            .reason
-            .as_deref()
-            .map(|reason| format!("  {reason}"))
-            .unwrap_or_default();
-        println!(
-            "{:<18} {:<9} {:<8} {:>6} {:>8.2}s{reason}",
-            row.gate,
-            row.backend,
-            row.result,
-            row.cases,
-            row.millis as f64 / 1000.0
-        );
-    }
+/// reported, the failures, writes the report, and returns the exit code.
+pub fn report(finished: &Finished, plan: &Plan) -> anyhow::Result<u8> {
+    let rows = rows(finished, plan);
+    print_table(&rows);
     if let Some(source) = &finished.postgres_source {
         println!("\nPostgreSQL: {source}");
     }
-    let failed: Vec<&CaseRecord> = finished
-        .records
-        .iter()
-        .filter(|record| record.outcome == Outcome::Fail)
-        .collect();
-    for record in &failed {
-        let first_line = record
-            .detail
-            .as_deref()
-            .and_then(|detail| detail.lines().next())
-            .unwrap_or("");
-        println!(
-            "\nFAILED {} on {}: {}\n  {first_line}\n  seed: {}\n  reproduce: {}",
-            record.gate, record.backend, record.test, record.seed, record.repro
-        );
-    }
-    let required_skip = require_postgres && rows.iter().any(|row| row.result == "skipped");
+    let failed = print_failures(&finished.records);
+    let required_skip = plan.require_postgres && rows.iter().any(|row| row.result == "skipped");
     let rows_pass = rows
         .iter()
-        .all(|row| row.result == "pass" || (row.result == "skipped" && !require_postgres));
+        .all(|row| row.result == "pass" || (row.result == "skipped" && !plan.require_postgres));
     let passed = finished.success && rows_pass && !required_skip;
-    if !finished.success && failed.is_empty() {
+    if !finished.success && failed == 0 {
         println!("\nThe test run failed outside the gates' cases (see the test output above).");
     }
     if required_skip {
         println!("\nPostgreSQL was required (--require-postgres) but skipped.");
     }
-
     let path = out_dir().join("report.json");
     let report = Report {
         passed,
@@ -119,24 +68,89 @@ pub fn report(finished: &Finished, plan: &Plan, require_postgres: bool) -> anyho
     })
 }
 
+fn rows(finished: &Finished, plan: &Plan) -> Vec<Row> {
+    let mut grouped: BTreeMap<(String, String), Vec<&CaseRecord>> = BTreeMap::new();
+    for gate in &plan.gates {
+        for backend in &plan.backends.0 {
+            grouped.insert(
+                (gate.name.to_owned(), backend.name().to_owned()),
+                Vec::new(),
+            );
+        }
+    }
+    for record in &finished.records {
+        grouped
+            .entry((record.gate.clone(), record.backend.clone()))
+            .or_default()
+            .push(record);
+    }
+    grouped
+        .iter()
+        .map(|((gate, backend), records)| row(gate, backend, records))
+        .collect()
+}
+
+fn print_table(rows: &[Row]) {
+    println!();
+    println!(
+        "{:<18} {:<9} {:<8} {:>6} {:>9}",
+        "gate", "backend", "result", "cases", "time"
+    );
+    for row in rows {
+        let reason = row
+            .reason
+            .as_deref()
+            .map(|reason| format!("  {reason}"))
+            .unwrap_or_default();
+        println!(
+            "{:<18} {:<9} {:<8} {:>6} {:>8.2}s{reason}",
+            row.gate,
+            row.backend,
+            row.result,
+            row.cases,
+            row.millis as f64 / 1000.0
+        );
+    }
+}
+
+/// Each failure with its first line, seed and repro command. Returns how many.
+fn print_failures(records: &[CaseRecord]) -> usize {
+    let failed: Vec<&CaseRecord> = records
+        .iter()
+        .filter(|record| record.outcome == Outcome::Fail)
+        .collect();
+    for record in &failed {
+        let first_line = record
+            .detail
+            .as_deref()
+            .and_then(|detail| detail.lines().next())
+            .unwrap_or("");
+        println!(
+            "\nFAILED {} on {}: {}\n  {first_line}\n  seed: {}\n  reproduce: {}",
+            record.gate, record.backend, record.test, record.seed, record.repro
+        );
+    }
+    failed.len()
+}
+
 fn row(gate: &str, backend: &str, records: &[&CaseRecord]) -> Row {
-    let ran: Vec<&&CaseRecord> = records
+    let ran = records
         .iter()
         .filter(|record| record.outcome != Outcome::Skip)
-        .collect();
+        .count();
+    let failed = records
+        .iter()
+        .filter(|record| record.outcome == Outcome::Fail)
+        .count();
     let millis = records.iter().map(|record| record.millis).sum();
     let (result, reason) = if records.is_empty() {
         (
             "fail",
             Some("no case reported (did the tests build and run?)".to_owned()),
         )
-    } else if records.iter().any(|record| record.outcome == Outcome::Fail) {
-        let failed = records
-            .iter()
-            .filter(|record| record.outcome == Outcome::Fail)
-            .count();
+    } else if failed > 0 {
         ("fail", Some(format!("{failed} case(s) failed")))
-    } else if ran.is_empty() {
+    } else if ran == 0 {
         ("skipped", records[0].detail.clone())
     } else {
         ("pass", None)
@@ -145,7 +159,7 @@ fn row(gate: &str, backend: &str, records: &[&CaseRecord]) -> Row {
         gate: gate.to_owned(),
         backend: backend.to_owned(),
         result,
-        cases: ran.len(),
+        cases: ran,
         millis,
         reason,
     }

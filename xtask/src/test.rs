@@ -1,8 +1,8 @@
 //! `cargo xtask test`: everything CI runs. Every test of the workspace (unit tests,
-//! repository checks, every gate on SQLite and PostgreSQL) under nextest's `ci` profile.
+//! repository checks, every gate on every backend) under nextest's `ci` profile.
 //! PostgreSQL is required when `--require-postgres` is given or `CI=true`.
 
-use crate::{gates, nextest, summary, BackendChoice};
+use crate::{gates, nextest, summary, Backends};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,16 +18,18 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
     let plan = nextest::Plan {
         workspace: true,
         gates: gates::implemented().collect(),
-        backends: BackendChoice::All.names(),
+        backends: Backends::all(),
         test: None,
         seed: None,
         seeds: None,
         steps: None,
         crash_at: None,
         crash_sites: None,
+        mutant: None,
+        subject: harness::SubjectKind::default(),
         require_postgres,
         no_capture: false,
     };
     let finished = nextest::run(&plan)?;
-    summary::report(&finished, &plan, require_postgres)
+    summary::report(&finished, &plan)
 }

@@ -1,6 +1,9 @@
 //! `cargo xtask verify [GATE...]`
 
-use crate::{gates, nextest, summary, BackendChoice};
+use harness::protocol::CrashSite;
+use harness::{Seed, SubjectKind};
+
+use crate::{gates, nextest, summary, Backends};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -9,11 +12,11 @@ pub struct Args {
     /// Backends to run on. SQLite is embedded and always available; PostgreSQL comes from
     /// BOOKPROOF_PG_URL, else a throwaway local cluster (initdb/pg_ctl on PATH), else it is
     /// skipped with the reason.
-    #[arg(long, value_enum, default_value = "sqlite")]
-    pub backend: BackendChoice,
+    #[arg(long, default_value = "sqlite", value_parser = crate::backend_parser())]
+    pub backend: Backends,
     /// Run every case with this seed (hex, as a failure prints it).
     #[arg(long)]
-    pub seed: Option<harness::Seed>,
+    pub seed: Option<Seed>,
     /// Seeds for sweeps (the determinism gate's `seed_sweep`), with a progress bar.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub seeds: Option<u64>,
@@ -23,10 +26,14 @@ pub struct Args {
     pub steps: Option<u64>,
     /// The crash gate crashes only here (`POINT#HIT`, as a failure prints it).
     #[arg(long)]
-    pub crash_at: Option<harness::book::CrashSite>,
+    pub crash_at: Option<CrashSite>,
     /// The crash gate crashes at most this many sites per scenario, evenly spread.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub crash_sites: Option<u64>,
+    /// How every case runs the book: in this process, or as `book` processes over the
+    /// line protocol (BOOKPROOF_BOOK_BIN names another program that speaks it).
+    #[arg(long, default_value = "in-process", value_parser = subject_parser())]
+    pub subject: SubjectKind,
     /// Only the case with this name (as a failure prints it).
     #[arg(long)]
     pub test: Option<String>,
@@ -38,6 +45,12 @@ pub struct Args {
     pub no_capture: bool,
 }
 
+pub fn subject_parser() -> impl clap::builder::TypedValueParser<Value = SubjectKind> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(["in-process", "process"])
+        .map(|name| SubjectKind::parse(&name).unwrap_or_default())
+}
+
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let chosen = match gates::resolve(&args.gates) {
         Ok(chosen) => chosen,
@@ -46,25 +59,27 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             return Ok(crate::exit::USAGE);
         }
     };
-    let backends = if args.require_postgres && args.backend == BackendChoice::Sqlite {
-        BackendChoice::All
+    let backends = if args.require_postgres {
+        Backends::all()
     } else {
         args.backend
     };
     let plan = nextest::Plan {
         workspace: false,
         gates: chosen,
-        backends: backends.names(),
+        backends,
         test: args.test,
         seed: args.seed,
         seeds: args.seeds,
         steps: args.steps,
         crash_at: args.crash_at,
         crash_sites: args.crash_sites,
+        mutant: None,
+        subject: args.subject,
         require_postgres: args.require_postgres,
         // A sweep shows its progress bar.
         no_capture: args.no_capture || args.seeds.is_some(),
     };
     let finished = nextest::run(&plan)?;
-    summary::report(&finished, &plan, args.require_postgres)
+    summary::report(&finished, &plan)
 }

@@ -62,7 +62,7 @@ fn verify_on_postgres_leaves_no_server_and_no_cluster_directory() {
     let status = child.wait().expect("wait for the xtask");
     let report =
         std::fs::read_to_string(out.path().join("report.json")).expect("the run writes a report");
-    let prefix = format!("{}{pid}-", harness::pg::CLUSTER_DIR_PREFIX);
+    let prefix = format!("{}{pid}-", harness::database::CLUSTER_DIR_PREFIX);
     let leftover_directories: Vec<String> = std::fs::read_dir(std::env::temp_dir())
         .expect("temp dir")
         .flatten()

@@ -75,22 +75,66 @@ pub struct Rows {
     pub rows: Vec<Vec<Value>>,
 }
 
-/// Which backend a store talks to. Used for reports and for picking migrations, never for
-/// branching business logic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
+/// Calls a macro with every backend, once each as `module Variant`: the one list that
+/// [`Backend`], [`Backend::ALL`] and the harness's per-backend tests (`gate_tests!`) are
+/// generated from. A new backend is a line here, its store, its migrations and its provider.
+///
+/// `with_backends!(some_macro! { ARGS })` expands to
+/// `some_macro! { backends: [sqlite Sqlite, postgres Postgres]; ARGS }`.
+#[macro_export]
+macro_rules! with_backends {
+    ($($callback:tt)*) => {
+        $crate::__with_backends_list!([sqlite Sqlite, postgres Postgres] $($callback)*);
+    };
 }
 
-impl Backend {
-    pub const ALL: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __with_backends_list {
+    ([$($list:tt)*] $($callback:ident)::+ ! { $($args:tt)* }) => {
+        $($callback)::+ ! { backends: [$($list)*]; $($args)* }
+    };
+    ([$($list:tt)*] $crate_:tt :: $($callback:ident)::+ ! { $($args:tt)* }) => {
+        $crate_ :: $($callback)::+ ! { backends: [$($list)*]; $($args)* }
+    };
+}
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres => "postgres",
+macro_rules! define_backends {
+    (backends: [$($module:ident $variant:ident),*];) => {
+        /// Which backend a store talks to. Used for reports, providers and picking
+        /// migrations, never for branching business logic.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Backend {
+            $($variant),*
         }
+
+        impl Backend {
+            /// Every backend, the embedded one (SQLite) first.
+            pub const ALL: &'static [Backend] = &[$(Backend::$variant),*];
+
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Backend::$variant => stringify!($module)),*
+                }
+            }
+        }
+    };
+}
+
+with_backends!(define_backends! {});
+
+impl Backend {
+    /// The backend with this [`Backend::name`].
+    pub fn parse(name: &str) -> Option<Backend> {
+        Backend::ALL
+            .iter()
+            .copied()
+            .find(|backend| backend.name() == name)
+    }
+
+    /// The backend that needs no server and always runs: the reference for differentials.
+    pub fn embedded() -> Backend {
+        Backend::ALL[0]
     }
 }
 
@@ -114,7 +158,7 @@ pub enum Isolation {
 }
 
 /// What went wrong in the database, classified so that callers can decide what to retry.
-#[derive(serde::Serialize, serde::Deserialize, Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// SQLSTATE 23505 / SQLITE_CONSTRAINT_UNIQUE or _PRIMARYKEY. `constraint` names the table
     /// or constraint as the backend reported it.

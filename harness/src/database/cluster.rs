@@ -1,0 +1,314 @@
+//! A throwaway PostgreSQL cluster: `initdb` in a temp dir, `pg_ctl start` on a free
+//! loopback port with fsync off, run as the `postgres` user when we are root (PostgreSQL
+//! refuses to run as root), stopped and removed on drop. Clusters left by a killed process
+//! are swept at the next start.
+
+use std::ffi::OsStr;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use crate::secret::SecretUrl;
+use crate::settings;
+
+/// Prefix of every temp dir that holds a throwaway cluster.
+pub const CLUSTER_DIR_PREFIX: &str = "bookproof-pg-";
+/// How long `pg_ctl` may take to start or stop the cluster.
+const PG_CTL_TIMEOUT_S: u32 = 60;
+/// A free port can be taken between the probe and the bind: tried this often.
+const START_ATTEMPTS_MAX: u32 = 3;
+
+static CLUSTER_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+#[derive(Debug)]
+pub struct LocalCluster {
+    directory: PathBuf,
+    port: u16,
+    start_millis: u128,
+    run_as: Option<(u32, u32)>,
+}
+
+impl LocalCluster {
+    /// initdb + pg_ctl start on a free loopback port. Errors say what is missing or what
+    /// failed, with the server log's tail.
+    pub fn start() -> Result<LocalCluster, String> {
+        for tool in ["initdb", "pg_ctl"] {
+            if which(tool).is_none() {
+                return Err(format!(
+                    "{tool} is not on PATH (install PostgreSQL or set {})",
+                    settings::PG_URL
+                ));
+            }
+        }
+        sweep_stale_clusters();
+        let started = Instant::now();
+        let mut cluster = LocalCluster::prepare()?;
+        cluster.init()?;
+        let mut last_error = String::new();
+        for _attempt in 0..START_ATTEMPTS_MAX {
+            match cluster.start_server() {
+                Ok(()) => {
+                    cluster.start_millis = started.elapsed().as_millis();
+                    return Ok(cluster);
+                }
+                Err(error) => last_error = error,
+            }
+        }
+        Err(format!("the local cluster did not start: {last_error}"))
+    }
+
+    /// The directory, owned by the user the server will run as, with an owner file that
+    /// lets a later run sweep it if this process is killed.
+    fn prepare() -> Result<LocalCluster, String> {
+        let run_as =
+            if is_root() {
+                Some(user_ids("postgres").ok_or(
+                    "running as root and there is no `postgres` user to run the server as",
+                )?)
+            } else {
+                None
+            };
+        let directory = std::env::temp_dir().join(format!(
+            "{CLUSTER_DIR_PREFIX}{}-{}",
+            std::process::id(),
+            CLUSTER_COUNTER.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&directory)
+            .map_err(|error| format!("cannot create {}: {error}", directory.display()))?;
+        std::fs::write(directory.join("owner.pid"), std::process::id().to_string())
+            .map_err(|error| format!("cannot write the owner file: {error}"))?;
+        if let Some((uid, gid)) = run_as {
+            std::os::unix::fs::chown(&directory, Some(uid), Some(gid)).map_err(|error| {
+                format!(
+                    "cannot hand {} to the postgres user: {error}",
+                    directory.display()
+                )
+            })?;
+        }
+        Ok(LocalCluster {
+            directory,
+            port: 0,
+            start_millis: 0,
+            run_as,
+        })
+    }
+
+    fn init(&self) -> Result<(), String> {
+        let data = self.data_dir();
+        self.run(
+            "initdb",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-U".as_ref(),
+                "postgres".as_ref(),
+                "-A".as_ref(),
+                "trust".as_ref(),
+                "-E".as_ref(),
+                "UTF8".as_ref(),
+                "--locale=C".as_ref(),
+                "--no-sync".as_ref(),
+            ],
+        )
+    }
+
+    fn start_server(&mut self) -> Result<(), String> {
+        let port = free_port()?;
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
+             -c full_page_writes=off -c max_connections=200",
+            self.directory.display()
+        );
+        let data = self.data_dir();
+        let log = self.directory.join("server.log");
+        let timeout = PG_CTL_TIMEOUT_S.to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-o".as_ref(),
+                options.as_ref(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                timeout.as_ref(),
+                "start".as_ref(),
+            ],
+        )?;
+        self.port = port;
+        Ok(())
+    }
+
+    /// A URL for `database` (trust authentication: no password).
+    pub fn url(&self, database: &str) -> SecretUrl {
+        SecretUrl::new(format!(
+            "postgres://postgres@127.0.0.1:{}/{database}",
+            self.port
+        ))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn start_millis(&self) -> u128 {
+        self.start_millis
+    }
+
+    pub fn directory(&self) -> &Path {
+        &self.directory
+    }
+
+    /// The postmaster's pid, from `postmaster.pid` (its first line).
+    pub fn server_pid(&self) -> Option<u32> {
+        let contents = std::fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
+        contents.lines().next()?.trim().parse().ok()
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.directory.join("data")
+    }
+
+    fn run(&self, tool: &str, arguments: &[&OsStr]) -> Result<(), String> {
+        let mut command = Command::new(tool);
+        command
+            .args(arguments)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some((uid, gid)) = self.run_as {
+            use std::os::unix::process::CommandExt;
+            command.uid(uid).gid(gid);
+        }
+        let output = command
+            .output()
+            .map_err(|error| format!("cannot run {tool}: {error}"))?;
+        if output.status.success() {
+            return Ok(());
+        }
+        Err(format!(
+            "{tool} failed ({}): {}{}\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim(),
+            String::from_utf8_lossy(&output.stdout).trim(),
+            self.log_tail()
+        ))
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(self.directory.join("server.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join("\n")
+    }
+
+    fn stop(&self) -> Result<(), String> {
+        let data = self.data_dir();
+        let timeout = PG_CTL_TIMEOUT_S.to_string();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                data.as_os_str(),
+                "-m".as_ref(),
+                "immediate".as_ref(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                timeout.as_ref(),
+                "stop".as_ref(),
+            ],
+        )
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        if self.data_dir().join("postmaster.pid").exists() {
+            if let Err(error) = self.stop() {
+                eprintln!("bookproof: stopping the local cluster failed: {error}");
+            }
+        }
+        if let Err(error) = std::fs::remove_dir_all(&self.directory) {
+            eprintln!(
+                "bookproof: removing {} failed: {error}",
+                self.directory.display()
+            );
+        }
+    }
+}
+
+/// Stops and removes clusters whose owning process is gone (killed before it could clean
+/// up). Clusters of live processes are left alone.
+pub fn sweep_stale_clusters() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(CLUSTER_DIR_PREFIX) {
+            continue;
+        }
+        let directory = entry.path();
+        let owner = std::fs::read_to_string(directory.join("owner.pid"))
+            .ok()
+            .and_then(|pid| pid.trim().parse::<u32>().ok());
+        if owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists()) {
+            continue;
+        }
+        let stale = LocalCluster {
+            run_as: if is_root() {
+                user_ids("postgres")
+            } else {
+                None
+            },
+            directory: directory.clone(),
+            port: 0,
+            start_millis: 0,
+        };
+        // Dropping it stops the server, if one runs, and removes the directory.
+        drop(stale);
+        eprintln!(
+            "bookproof: removed a stale cluster left by a killed run: {}",
+            directory.display()
+        );
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .map_err(|error| format!("cannot find a free port: {error}"))?;
+    listener
+        .local_addr()
+        .map(|address| address.port())
+        .map_err(|error| format!("cannot find a free port: {error}"))
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|directory| directory.join(tool))
+        .find(|candidate| candidate.is_file())
+}
+
+fn is_root() -> bool {
+    // The owner of our own /proc entry is our effective uid.
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|metadata| metadata.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// (uid, gid) of a user, from /etc/passwd.
+fn user_ids(user: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        if fields.first() != Some(&user) || fields.len() < 4 {
+            return None;
+        }
+        Some((fields[2].parse().ok()?, fields[3].parse().ok()?))
+    })
+}

@@ -1,0 +1,87 @@
+//! Databases for cases: one fresh database per case, removed when the case drops it. One
+//! provider per backend (`sqlite.rs`, `postgres.rs`); [`Database::create`] is the one
+//! place that maps a backend to its provider.
+
+mod cluster;
+pub mod postgres;
+mod sqlite;
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::Path;
+
+use book::store::{Backend, Store, StoreError};
+
+pub use self::cluster::{LocalCluster, CLUSTER_DIR_PREFIX};
+use crate::secret::SecretUrl;
+
+/// Why a backend cannot run here (the report's "skipped" reason).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct Unavailable {
+    pub reason: String,
+}
+
+/// How a `book` process reaches a database: command-line arguments, and environment
+/// variables whose values may be secret (a URL with a password never goes on a command
+/// line, where other users can read it).
+#[derive(Debug, Default)]
+pub struct ProcessAccess {
+    pub arguments: Vec<OsString>,
+    pub environment: Vec<(&'static str, SecretUrl)>,
+}
+
+/// One backend's fresh database for one case. Dropping it removes it.
+pub trait CaseDatabase: Send + Sync + fmt::Display {
+    fn backend(&self) -> Backend;
+    /// A new connection.
+    fn connect(&self) -> Result<Box<dyn Store>, StoreError>;
+    fn process_access(&self) -> ProcessAccess;
+    /// The file, for backends that have one.
+    fn file(&self) -> Option<&Path> {
+        None
+    }
+}
+
+/// A fresh, empty database for one case on some backend.
+pub struct Database(Box<dyn CaseDatabase>);
+
+impl Database {
+    pub fn create(backend: Backend) -> Result<Database, Unavailable> {
+        let database: Box<dyn CaseDatabase> = match backend {
+            Backend::Sqlite => Box::new(sqlite::SqliteDatabase::create()?),
+            Backend::Postgres => Box::new(postgres::PostgresDatabase::create()?),
+        };
+        Ok(Database(database))
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.0.backend()
+    }
+
+    pub fn connect(&self) -> Result<Box<dyn Store>, StoreError> {
+        self.0.connect()
+    }
+
+    pub fn process_access(&self) -> ProcessAccess {
+        self.0.process_access()
+    }
+
+    /// The SQLite file, for checks that need the file itself.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        self.0.file()
+    }
+}
+
+// Through the provider's Display, which never shows a password.
+impl fmt::Debug for Database {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "Database({})", self.0)
+    }
+}
+
+impl fmt::Display for Database {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(formatter)
+    }
+}

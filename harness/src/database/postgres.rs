@@ -1,0 +1,216 @@
+//! PostgreSQL servers for the gates, and one fresh database per case on them.
+//!
+//! Where the server comes from, in order (each reports what it did):
+//! 1. `BOOKPROOF_PG_URL`: a server the user (or `cargo xtask verify`) provides. Never
+//!    `DATABASE_URL`, which in a user's shell may point at production: it is never used,
+//!    and when it is set the report says it was ignored on purpose.
+//! 2. A Docker engine: detected and reported only; this build has no testcontainers
+//!    provider, so the search goes on.
+//! 3. `initdb` and `pg_ctl` on PATH: a throwaway [`LocalCluster`].
+//! 4. Otherwise unavailable, with the reason.
+//!
+//! Every database the harness creates is named `bookproof_case_<pid>_<n>`; it only ever
+//! drops databases with that prefix.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use book::store::{Backend, PostgresOptions, PostgresStore, Store, StoreError};
+
+use super::{CaseDatabase, LocalCluster, ProcessAccess, Unavailable};
+use crate::secret::SecretUrl;
+use crate::settings::{self, Settings};
+
+/// Prefix of every database the harness creates, and the only ones it drops.
+pub const DATABASE_PREFIX: &str = "bookproof_case_";
+/// The variable a `book` process reads its database URL from.
+pub const BOOK_URL_ENV: &str = "BOOK_POSTGRES_URL";
+
+/// A server to create case databases on.
+#[derive(Debug)]
+pub struct Server {
+    /// A database we may connect to for CREATE/DROP DATABASE.
+    admin_url: SecretUrl,
+    /// What provided it, for the report (never a password).
+    pub source: String,
+    /// Held so that the cluster stops when the last case using it is done.
+    _cluster: Option<LocalCluster>,
+}
+
+impl Server {
+    pub fn admin_url(&self) -> &SecretUrl {
+        &self.admin_url
+    }
+}
+
+/// The server every case of this process shares while at least one case holds it.
+static SHARED: Mutex<Weak<Server>> = Mutex::new(Weak::new());
+static DATABASE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The shared server, found or started as the module documentation describes.
+pub fn server() -> Result<Arc<Server>, Unavailable> {
+    let mut shared = SHARED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(server) = shared.upgrade() {
+        return Ok(server);
+    }
+    let server = Arc::new(find_server(Settings::get())?);
+    eprintln!("bookproof: PostgreSQL from {}", server.source);
+    *shared = Arc::downgrade(&server);
+    Ok(server)
+}
+
+fn find_server(settings: &Settings) -> Result<Server, Unavailable> {
+    if let Some(url) = &settings.pg_url {
+        return Ok(Server {
+            source: format!("{} ({url})", settings::PG_URL),
+            admin_url: url.clone(),
+            _cluster: None,
+        });
+    }
+    if let Some(reason) = &settings.pg_unavailable {
+        return Err(Unavailable {
+            reason: reason.clone(),
+        });
+    }
+    let mut notes = Vec::new();
+    if std::env::var_os("DATABASE_URL").is_some() {
+        notes.push(format!(
+            "DATABASE_URL is set and never used (it may point at production; use {})",
+            settings::PG_URL
+        ));
+    }
+    if let Some(engine) = docker_engine() {
+        notes.push(format!(
+            "a Docker engine answers at {engine}, but this build has no testcontainers provider"
+        ));
+    }
+    match LocalCluster::start() {
+        Ok(cluster) => {
+            let mut source = format!(
+                "a throwaway local cluster on 127.0.0.1:{} (started in {} ms)",
+                cluster.port(),
+                cluster.start_millis()
+            );
+            for note in &notes {
+                source.push_str("; ");
+                source.push_str(note);
+            }
+            Ok(Server {
+                admin_url: cluster.url("postgres"),
+                source,
+                _cluster: Some(cluster),
+            })
+        }
+        Err(reason) => {
+            notes.push(reason);
+            Err(Unavailable {
+                reason: format!("no PostgreSQL server: {}", notes.join("; ")),
+            })
+        }
+    }
+}
+
+/// Where a Docker engine answers, if one does (`DOCKER_HOST` or the default socket).
+fn docker_engine() -> Option<String> {
+    let socket = match std::env::var("DOCKER_HOST") {
+        Ok(host) => match host.strip_prefix("unix://") {
+            Some(path) => PathBuf::from(path),
+            // A TCP engine: try it, it is cheap.
+            None => {
+                let address = host.trim_start_matches("tcp://");
+                let reachable = address.parse().ok().and_then(|address| {
+                    std::net::TcpStream::connect_timeout(&address, Duration::from_millis(500)).ok()
+                });
+                return reachable.map(|_| host);
+            }
+        },
+        Err(_) => PathBuf::from("/var/run/docker.sock"),
+    };
+    let connected = std::os::unix::net::UnixStream::connect(&socket).ok()?;
+    drop(connected);
+    Some(socket.display().to_string())
+}
+
+/// A fresh database on the shared server for one case, dropped (with FORCE) on drop.
+#[derive(Debug)]
+pub struct PostgresDatabase {
+    server: Arc<Server>,
+    name: String,
+    url: SecretUrl,
+}
+
+impl PostgresDatabase {
+    pub fn create() -> Result<PostgresDatabase, Unavailable> {
+        let server = server()?;
+        let name = format!(
+            "{DATABASE_PREFIX}{}_{}",
+            std::process::id(),
+            DATABASE_COUNTER.fetch_add(1, Ordering::SeqCst)
+        );
+        admin(
+            &server,
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        )
+        .and_then(|()| admin(&server, &format!("CREATE DATABASE {name}")))
+        .map_err(|error| Unavailable {
+            reason: format!("cannot create a database on {}: {error}", server.source),
+        })?;
+        let url = server.admin_url.with_database(&name);
+        Ok(PostgresDatabase { server, name, url })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl CaseDatabase for PostgresDatabase {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    fn connect(&self) -> Result<Box<dyn Store>, StoreError> {
+        Ok(Box::new(PostgresStore::connect(PostgresOptions::new(
+            self.url.expose(),
+        ))?))
+    }
+
+    fn process_access(&self) -> ProcessAccess {
+        ProcessAccess {
+            arguments: vec!["--postgres".into()],
+            environment: vec![(BOOK_URL_ENV, self.url.clone())],
+        }
+    }
+}
+
+impl fmt::Display for PostgresDatabase {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            formatter,
+            "PostgreSQL database {} at {}",
+            self.name, self.url
+        )
+    }
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        debug_assert!(self.name.starts_with(DATABASE_PREFIX));
+        if let Err(error) = admin(
+            &self.server,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        ) {
+            eprintln!("bookproof: could not drop database {}: {error}", self.name);
+        }
+    }
+}
+
+fn admin(server: &Server, statement: &str) -> Result<(), StoreError> {
+    let mut store = PostgresStore::connect(PostgresOptions::new(server.admin_url.expose()))?;
+    store.execute_outside_transaction(statement)
+}
