@@ -178,25 +178,17 @@ impl Book {
         })
     }
 
-    pub fn options(&self) -> &BookOptions {
-        &self.options
-    }
-
-    pub fn run_id(&self) -> &str {
-        &self.options.run.run_id
-    }
-
-    pub fn now_ms(&self) -> i64 {
+    pub(crate) fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }
 
     /// The logical day of the clock's current time.
-    pub fn today(&self) -> i64 {
+    pub(crate) fn today(&self) -> i64 {
         self.now_ms().div_euclid(DAY_MS)
     }
 
     /// The intent id this book gives `signal` (SPEC §2.1).
-    pub fn intent_id(&self, signal: &Signal) -> String {
+    pub(crate) fn intent_id(&self, signal: &Signal) -> String {
         let run = &self.options.run;
         let dataset = self.mutant_state.id_dataset(&run.dataset_sha);
         intent::intent_id(signal, &dataset, run.seed)

@@ -59,7 +59,7 @@ impl Book {
     }
 
     /// The value of a checkpoint, if written.
-    pub fn read_checkpoint(&mut self, name: &str) -> Result<Option<String>, BookError> {
+    pub(crate) fn read_checkpoint(&mut self, name: &str) -> Result<Option<String>, BookError> {
         self.transact(Isolation::Read, "read", |transaction| {
             let row = transaction.query_optional(
                 "SELECT value FROM checkpoints WHERE name = $1",

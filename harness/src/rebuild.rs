@@ -131,6 +131,7 @@ pub fn rebuilt_part(dump: &Dump) -> Dump {
     }
 }
 
+/// One event's effect on the tables. Each event kind has its own function below.
 fn apply(
     tables: &mut Tables,
     kind: &str,
@@ -138,174 +139,192 @@ fn apply(
     run_id: &Value,
     payload: &Json,
 ) -> Result<(), String> {
-    let day = ts.div_euclid(DAY_MS);
     match kind {
-        "run.started" => {
-            tables.put(
-                "runs",
-                vec![run_id.clone()],
-                row(&[
-                    ("run_id", run_id.clone()),
-                    ("mode", Value::Text(text(payload, "mode")?)),
-                    ("dataset_sha", Value::Text(text(payload, "dataset_sha")?)),
-                    ("config_sha", Value::Text(text(payload, "config_sha")?)),
-                    ("seed", Value::Text(text(payload, "seed")?)),
-                    ("status", Value::from("running")),
-                ]),
-            );
-            tables.put(
-                "position_counters",
-                vec![Value::Int(1)],
-                row(&[
-                    ("id", Value::Int(1)),
-                    ("open_count", Value::Int(0)),
-                    ("max_open", Value::Int(int(payload, "max_open")?)),
-                    ("exposure", Value::Int(0)),
-                    ("max_exposure", Value::Int(int(payload, "max_exposure")?)),
-                ]),
-            );
-            tables.put(
-                "circuit_breaker",
-                vec![Value::Int(1)],
-                row(&[
-                    ("id", Value::Int(1)),
-                    ("state", Value::from("CLOSED")),
-                    ("reason", Value::Null),
-                    ("failure_count", Value::Int(0)),
-                    ("updated_ts", Value::Int(ts)),
-                ]),
-            );
-        }
-        "intent.reserved" => reserved(tables, ts, run_id, payload)?,
-        "order.recorded" => {
-            let intent_id = Value::Text(text(payload, "intent_id")?);
-            let order_id = Value::Text(text(payload, "order_id")?);
-            let intent = tables.row("intents", std::slice::from_ref(&intent_id))?;
-            intent.insert("status", Value::from("completed"));
-            intent.insert("updated_ts", Value::Int(ts));
-            let (strategy, symbol) = (intent["strategy"].clone(), intent["symbol"].clone());
-            tables.put(
-                "orders",
-                vec![order_id.clone()],
-                row(&[
-                    ("order_id", order_id.clone()),
-                    ("intent_id", intent_id.clone()),
-                    (
-                        "client_order_id",
-                        Value::Text(text(payload, "client_order_id")?),
-                    ),
-                    ("status", Value::Text(text(payload, "status")?)),
-                    ("ts", Value::Int(ts)),
-                ]),
-            );
-            tables.put(
-                "positions",
-                vec![intent_id.clone()],
-                row(&[
-                    ("intent_id", intent_id.clone()),
-                    ("strategy", strategy),
-                    ("symbol", symbol),
-                    ("qty", Value::Int(0)),
-                    ("cost", Value::Int(0)),
-                    ("status", Value::from("open")),
-                    ("exit_price", Value::Null),
-                    ("realized_pnl", Value::Null),
-                    ("updated_ts", Value::Int(ts)),
-                ]),
-            );
-            fills(tables, ts, &intent_id, &order_id, payload)?;
-            let limits = daily(tables, day);
-            add(limits, "trade_count", 1);
-        }
-        "fills.synced" => {
-            let intent_id = Value::Text(text(payload, "intent_id")?);
-            let order_id = Value::Text(text(payload, "order_id")?);
-            fills(tables, ts, &intent_id, &order_id, payload)?;
-            tables
-                .row("orders", &[order_id])?
-                .insert("status", Value::Text(text(payload, "status")?));
-        }
-        "intent.rejected" | "intent.released" => {
-            let intent_id = Value::Text(text(payload, "intent_id")?);
-            release(tables, &intent_id)?;
-            let intent = tables.row("intents", &[intent_id])?;
-            let status = if kind == "intent.rejected" {
-                "rejected"
-            } else {
-                "pending"
-            };
-            intent.insert("status", Value::from(status));
-            intent.insert("updated_ts", Value::Int(ts));
-        }
-        "position.closed" => {
-            let intent_id = Value::Text(text(payload, "intent_id")?);
-            let pnl = int(payload, "pnl")?;
-            let position = tables.row("positions", std::slice::from_ref(&intent_id))?;
-            position.insert("status", Value::from("closed"));
-            position.insert("exit_price", Value::Int(int(payload, "exit_price")?));
-            position.insert("realized_pnl", Value::Int(pnl));
-            position.insert("updated_ts", Value::Int(ts));
-            if let Some(orders) = tables.tables.get_mut("orders") {
-                for order in orders
-                    .values_mut()
-                    .filter(|order| order.get("intent_id") == Some(&intent_id))
-                {
-                    order.insert("status", Value::from("closed"));
-                }
-            }
-            let notional = notional(tables, &intent_id)?;
-            let counters = tables.row("position_counters", &[Value::Int(1)])?;
-            add(counters, "open_count", -1);
-            add(counters, "exposure", -notional);
-            add(daily(tables, day), "pnl", pnl);
-        }
+        "run.started" => run_started(tables, ts, run_id, payload),
+        "intent.reserved" => reserved(tables, ts, run_id, payload),
+        "order.recorded" => order_recorded(tables, ts, payload),
+        "fills.synced" => fills_synced(tables, ts, payload),
+        "intent.rejected" => unplaced(tables, ts, payload, "rejected"),
+        "intent.released" => unplaced(tables, ts, payload, "pending"),
+        "position.closed" => position_closed(tables, ts, payload),
         "day.rolled" => {
             daily(tables, int(payload, "day")?);
+            Ok(())
         }
-        "breaker.tripped" | "breaker.reset" => {
-            let to_state = if kind == "breaker.tripped" {
-                "OPEN"
-            } else {
-                "CLOSED"
-            };
-            let breaker = tables.row("circuit_breaker", &[Value::Int(1)])?;
-            let from_state = breaker["state"].clone();
-            breaker.insert("state", Value::from(to_state));
-            breaker.insert("updated_ts", Value::Int(ts));
-            if kind == "breaker.tripped" {
-                breaker.insert("reason", Value::Text(text(payload, "reason")?));
-                add(breaker, "failure_count", 1);
-            } else {
-                breaker.insert("reason", Value::Null);
-            }
-            let seq = tables.tables.get("breaker_audit").map_or(0, BTreeMap::len) as i64 + 1;
-            tables.put(
-                "breaker_audit",
-                vec![Value::Int(seq)],
-                row(&[
-                    ("seq", Value::Int(seq)),
-                    ("ts", Value::Int(ts)),
-                    ("from_state", from_state),
-                    ("to_state", Value::from(to_state)),
-                    ("reason", Value::Text(text(payload, "reason")?)),
-                    ("operator", Value::Text(text(payload, "operator")?)),
-                ]),
-            );
-        }
-        "checkpoint.written" => {
-            let name = Value::Text(text(payload, "name")?);
-            tables.put(
-                "checkpoints",
-                vec![name.clone()],
-                row(&[
-                    ("name", name),
-                    ("value", Value::Text(text(payload, "value")?)),
-                    ("ts", Value::Int(ts)),
-                ]),
-            );
-        }
-        other => return Err(format!("unknown event type {other}")),
+        "breaker.tripped" => breaker_moved(tables, ts, payload, "OPEN"),
+        "breaker.reset" => breaker_moved(tables, ts, payload, "CLOSED"),
+        "checkpoint.written" => checkpoint_written(tables, ts, payload),
+        other => Err(format!("unknown event type {other}")),
     }
+}
+
+fn run_started(tables: &mut Tables, ts: i64, run_id: &Value, payload: &Json) -> Result<(), String> {
+    tables.put(
+        "runs",
+        vec![run_id.clone()],
+        row(&[
+            ("run_id", run_id.clone()),
+            ("mode", Value::Text(text(payload, "mode")?)),
+            ("dataset_sha", Value::Text(text(payload, "dataset_sha")?)),
+            ("config_sha", Value::Text(text(payload, "config_sha")?)),
+            ("seed", Value::Text(text(payload, "seed")?)),
+            ("status", Value::from("running")),
+        ]),
+    );
+    tables.put(
+        "position_counters",
+        vec![Value::Int(1)],
+        row(&[
+            ("id", Value::Int(1)),
+            ("open_count", Value::Int(0)),
+            ("max_open", Value::Int(int(payload, "max_open")?)),
+            ("exposure", Value::Int(0)),
+            ("max_exposure", Value::Int(int(payload, "max_exposure")?)),
+        ]),
+    );
+    tables.put(
+        "circuit_breaker",
+        vec![Value::Int(1)],
+        row(&[
+            ("id", Value::Int(1)),
+            ("state", Value::from("CLOSED")),
+            ("reason", Value::Null),
+            ("failure_count", Value::Int(0)),
+            ("updated_ts", Value::Int(ts)),
+        ]),
+    );
+    Ok(())
+}
+
+fn order_recorded(tables: &mut Tables, ts: i64, payload: &Json) -> Result<(), String> {
+    let intent_id = Value::Text(text(payload, "intent_id")?);
+    let order_id = Value::Text(text(payload, "order_id")?);
+    let intent = tables.row("intents", std::slice::from_ref(&intent_id))?;
+    intent.insert("status", Value::from("completed"));
+    intent.insert("updated_ts", Value::Int(ts));
+    let (strategy, symbol) = (intent["strategy"].clone(), intent["symbol"].clone());
+    tables.put(
+        "orders",
+        vec![order_id.clone()],
+        row(&[
+            ("order_id", order_id.clone()),
+            ("intent_id", intent_id.clone()),
+            (
+                "client_order_id",
+                Value::Text(text(payload, "client_order_id")?),
+            ),
+            ("status", Value::Text(text(payload, "status")?)),
+            ("ts", Value::Int(ts)),
+        ]),
+    );
+    tables.put(
+        "positions",
+        vec![intent_id.clone()],
+        row(&[
+            ("intent_id", intent_id.clone()),
+            ("strategy", strategy),
+            ("symbol", symbol),
+            ("qty", Value::Int(0)),
+            ("cost", Value::Int(0)),
+            ("status", Value::from("open")),
+            ("exit_price", Value::Null),
+            ("realized_pnl", Value::Null),
+            ("updated_ts", Value::Int(ts)),
+        ]),
+    );
+    fills(tables, ts, &intent_id, &order_id, payload)?;
+    add(daily(tables, ts.div_euclid(DAY_MS)), "trade_count", 1);
+    Ok(())
+}
+
+fn fills_synced(tables: &mut Tables, ts: i64, payload: &Json) -> Result<(), String> {
+    let intent_id = Value::Text(text(payload, "intent_id")?);
+    let order_id = Value::Text(text(payload, "order_id")?);
+    fills(tables, ts, &intent_id, &order_id, payload)?;
+    tables
+        .row("orders", &[order_id])?
+        .insert("status", Value::Text(text(payload, "status")?));
+    Ok(())
+}
+
+/// `intent.rejected` and `intent.released`: the reservation is freed.
+fn unplaced(tables: &mut Tables, ts: i64, payload: &Json, status: &str) -> Result<(), String> {
+    let intent_id = Value::Text(text(payload, "intent_id")?);
+    release(tables, &intent_id)?;
+    let intent = tables.row("intents", &[intent_id])?;
+    intent.insert("status", Value::from(status));
+    intent.insert("updated_ts", Value::Int(ts));
+    Ok(())
+}
+
+fn position_closed(tables: &mut Tables, ts: i64, payload: &Json) -> Result<(), String> {
+    let intent_id = Value::Text(text(payload, "intent_id")?);
+    let pnl = int(payload, "pnl")?;
+    let position = tables.row("positions", std::slice::from_ref(&intent_id))?;
+    position.insert("status", Value::from("closed"));
+    position.insert("exit_price", Value::Int(int(payload, "exit_price")?));
+    position.insert("realized_pnl", Value::Int(pnl));
+    position.insert("updated_ts", Value::Int(ts));
+    if let Some(orders) = tables.tables.get_mut("orders") {
+        for order in orders
+            .values_mut()
+            .filter(|order| order.get("intent_id") == Some(&intent_id))
+        {
+            order.insert("status", Value::from("closed"));
+        }
+    }
+    let notional = notional(tables, &intent_id)?;
+    let counters = tables.row("position_counters", &[Value::Int(1)])?;
+    add(counters, "open_count", -1);
+    add(counters, "exposure", -notional);
+    add(daily(tables, ts.div_euclid(DAY_MS)), "pnl", pnl);
+    Ok(())
+}
+
+/// `breaker.tripped` and `breaker.reset`: the breaker moves and the audit grows.
+fn breaker_moved(
+    tables: &mut Tables,
+    ts: i64,
+    payload: &Json,
+    to_state: &str,
+) -> Result<(), String> {
+    let breaker = tables.row("circuit_breaker", &[Value::Int(1)])?;
+    let from_state = breaker["state"].clone();
+    breaker.insert("state", Value::from(to_state));
+    breaker.insert("updated_ts", Value::Int(ts));
+    if to_state == "OPEN" {
+        breaker.insert("reason", Value::Text(text(payload, "reason")?));
+        add(breaker, "failure_count", 1);
+    } else {
+        breaker.insert("reason", Value::Null);
+    }
+    let seq = tables.tables.get("breaker_audit").map_or(0, BTreeMap::len) as i64 + 1;
+    tables.put(
+        "breaker_audit",
+        vec![Value::Int(seq)],
+        row(&[
+            ("seq", Value::Int(seq)),
+            ("ts", Value::Int(ts)),
+            ("from_state", from_state),
+            ("to_state", Value::from(to_state)),
+            ("reason", Value::Text(text(payload, "reason")?)),
+            ("operator", Value::Text(text(payload, "operator")?)),
+        ]),
+    );
+    Ok(())
+}
+
+fn checkpoint_written(tables: &mut Tables, ts: i64, payload: &Json) -> Result<(), String> {
+    let name = Value::Text(text(payload, "name")?);
+    tables.put(
+        "checkpoints",
+        vec![name.clone()],
+        row(&[
+            ("name", name),
+            ("value", Value::Text(text(payload, "value")?)),
+            ("ts", Value::Int(ts)),
+        ]),
+    );
     Ok(())
 }
 

@@ -26,6 +26,7 @@ pub const PG_URL: &str = "BOOKPROOF_PG_URL";
 pub const PG_UNAVAILABLE: &str = "BOOKPROOF_PG_UNAVAILABLE";
 pub const RESULTS_DIR: &str = "BOOKPROOF_RESULTS_DIR";
 pub const BOOK_BIN: &str = "BOOKPROOF_BOOK_BIN";
+pub const OUT_DIR: &str = "BOOKPROOF_OUT_DIR";
 
 /// Every variable this module reads, for `--help` texts and checks.
 pub const ALL: &[&str] = &[
@@ -41,6 +42,7 @@ pub const ALL: &[&str] = &[
     PG_UNAVAILABLE,
     RESULTS_DIR,
     BOOK_BIN,
+    OUT_DIR,
 ];
 
 /// The seed a case uses when none is given.
@@ -72,6 +74,8 @@ pub struct Settings {
     pub results_dir: Option<PathBuf>,
     /// The `book` binary (or a book in another language speaking the protocol).
     pub book_bin: Option<PathBuf>,
+    /// Where `cargo xtask` writes its reports (default `target/bookproof`).
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,6 +134,7 @@ impl Settings {
             pg_unavailable: lookup(PG_UNAVAILABLE),
             results_dir: lookup(RESULTS_DIR).map(PathBuf::from),
             book_bin: lookup(BOOK_BIN).map(PathBuf::from),
+            out_dir: lookup(OUT_DIR).map(PathBuf::from),
         })
     }
 

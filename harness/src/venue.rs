@@ -110,58 +110,53 @@ impl SimVenue {
     }
 }
 
-impl Venue for SimVenue {
-    fn place(&mut self, request: &OrderRequest) -> Result<VenueOrder, VenueError> {
-        let mut state = self.lock();
-        state.calls += 1;
-        let client_order_id = request.client_order_id.clone();
-        state.placements.push(client_order_id.clone());
-        if let Some(existing) = state.orders.get(&client_order_id).cloned() {
-            // Answered like a venue that deduplicates client order ids, but recorded: a
-            // book that sends an order twice has a duplicate-order bug at most venues.
-            state.duplicates.push(client_order_id);
-            return match existing.rejection {
-                Some(reason) => Err(VenueError::Rejected { reason }),
-                None => Ok(existing),
-            };
+impl State {
+    /// The fault for this client order id: the one it met before, else the armed one
+    /// (which then sticks to it).
+    fn fault_for(&mut self, client_order_id: &str) -> Option<Fault> {
+        if let Some(fault) = self.sticky.get(client_order_id) {
+            return Some(*fault);
         }
-        let fault = match state.sticky.get(&client_order_id) {
-            Some(fault) => Some(*fault),
-            None => {
-                let armed = state.armed.take();
-                if let Some(fault) = armed {
-                    state.sticky.insert(client_order_id.clone(), fault);
-                }
-                armed
-            }
-        };
-        match fault {
-            Some(Fault::Reject) => {
+        let armed = self.armed.take();
+        if let Some(fault) = armed {
+            self.sticky.insert(client_order_id.to_owned(), fault);
+        }
+        armed
+    }
+
+    /// The answer of a fault that refuses the order before accepting it, if it is one. A
+    /// rejection is remembered, so that a lookup can tell "refused" from "never seen".
+    fn refusal(&mut self, request: &OrderRequest, fault: Option<Fault>) -> Option<VenueError> {
+        match fault? {
+            Fault::Reject => {
                 let reason = "simulated rejection".to_owned();
                 let rejected = VenueOrder {
-                    venue_order_id: format!("V-{client_order_id}"),
-                    client_order_id: client_order_id.clone(),
+                    venue_order_id: format!("V-{}", request.client_order_id),
+                    client_order_id: request.client_order_id.clone(),
                     symbol: request.symbol.clone(),
                     side: request.side,
                     size: request.size,
                     fills: Vec::new(),
                     rejection: Some(reason.clone()),
                 };
-                state.orders.insert(client_order_id, rejected);
-                return Err(VenueError::Rejected { reason });
+                self.orders
+                    .insert(request.client_order_id.clone(), rejected);
+                Some(VenueError::Rejected { reason })
             }
-            Some(Fault::RateLimited { status }) => {
-                return Err(VenueError::RateLimited {
-                    status,
-                    retry_after_ms: None,
-                })
-            }
-            Some(Fault::Internal) => return Err(VenueError::Internal { status: 500 }),
-            _ => {}
+            Fault::RateLimited { status } => Some(VenueError::RateLimited {
+                status,
+                retry_after_ms: None,
+            }),
+            Fault::Internal => Some(VenueError::Internal { status: 500 }),
+            Fault::TimeoutAfterAccept | Fault::ReplayFill => None,
         }
-        // With partial fills on, about half the orders fill partly at first. The draw
-        // happens for every order, so one order's size does not shift the stream.
-        let partial = state
+    }
+
+    /// Accepts the order with its first fill: with partial fills on, about half the orders
+    /// fill partly at first. The draw happens for every accepted order, so one order's size
+    /// does not shift the stream.
+    fn accept(&mut self, request: &OrderRequest) -> VenueOrder {
+        let partial = self
             .fills
             .as_mut()
             .is_some_and(|rng| rng.next_u32() % 2 == 0);
@@ -183,9 +178,32 @@ impl Venue for SimVenue {
             }],
             rejection: None,
         };
-        state
-            .orders
+        self.orders
             .insert(request.client_order_id.clone(), order.clone());
+        order
+    }
+}
+
+impl Venue for SimVenue {
+    fn place(&mut self, request: &OrderRequest) -> Result<VenueOrder, VenueError> {
+        let mut state = self.lock();
+        state.calls += 1;
+        let client_order_id = request.client_order_id.clone();
+        state.placements.push(client_order_id.clone());
+        if let Some(existing) = state.orders.get(&client_order_id).cloned() {
+            // Answered like a venue that deduplicates client order ids, but recorded: a
+            // book that sends an order twice has a duplicate-order bug at most venues.
+            state.duplicates.push(client_order_id);
+            return match existing.rejection {
+                Some(reason) => Err(VenueError::Rejected { reason }),
+                None => Ok(existing),
+            };
+        }
+        let fault = state.fault_for(&client_order_id);
+        if let Some(refusal) = state.refusal(request, fault) {
+            return Err(refusal);
+        }
+        let order = state.accept(request);
         match fault {
             Some(Fault::TimeoutAfterAccept) => Err(VenueError::Timeout),
             Some(Fault::ReplayFill) => {

@@ -4,12 +4,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use harness::book::Mutant;
-use harness::database::postgres::{self as pg, Server};
+use harness::database::RunDatabases;
 use harness::protocol::CrashSite;
 use harness::report::CaseRecord;
 use harness::settings;
@@ -39,7 +38,8 @@ pub struct Finished {
     pub success: bool,
     pub records: Vec<CaseRecord>,
     pub elapsed: Duration,
-    pub postgres_source: Option<String>,
+    /// Where each backend's databases came from.
+    pub sources: Vec<String>,
 }
 
 pub fn workspace_root() -> PathBuf {
@@ -62,8 +62,10 @@ fn nextest_available() -> bool {
 
 /// Where reports go: `$BOOKPROOF_OUT_DIR`, else `target/bookproof`.
 pub fn out_dir() -> PathBuf {
-    std::env::var_os("BOOKPROOF_OUT_DIR")
-        .map_or_else(|| target_dir().join("bookproof"), PathBuf::from)
+    harness::Settings::get()
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| target_dir().join("bookproof"))
 }
 
 pub fn run(plan: &Plan) -> anyhow::Result<Finished> {
@@ -84,19 +86,40 @@ pub fn run(plan: &Plan) -> anyhow::Result<Finished> {
         .current_dir(workspace_root())
         .env(settings::RESULTS_DIR, &results);
     set_environment(&mut command, plan);
-    // One server for the whole run, held until the tests are done (dropping it stops a
-    // cluster we started, also when the tests failed).
-    let (server, postgres_source) = postgres(&mut command, plan);
+    // What the run's backends need (a PostgreSQL server), held until the tests are done:
+    // dropping it stops a cluster we started, also when the tests failed.
+    let databases = RunDatabases::prepare(&plan.backends.0);
+    for (variable, value) in &databases.environment {
+        command.env(variable, value.expose());
+    }
     let started = Instant::now();
     let status = command.status().context("running the tests")?;
     let elapsed = started.elapsed();
-    drop(server);
+    let sources = databases
+        .sources
+        .iter()
+        .map(|(backend, source)| format!("{backend}: {source}"))
+        .collect();
+    drop(databases);
+    keep_junit()?;
     Ok(Finished {
         success: status.success(),
         records: read_records(&results)?,
         elapsed,
-        postgres_source,
+        sources,
     })
+}
+
+/// Copies nextest's JUnit file beside `report.json`, so each run's reports live together
+/// (nextest writes it under the target dir, where the next run overwrites it).
+fn keep_junit() -> anyhow::Result<()> {
+    let junit = target_dir().join("nextest").join("ci").join("junit.xml");
+    if junit.is_file() {
+        let copy = out_dir().join("junit.xml");
+        std::fs::copy(&junit, &copy)
+            .with_context(|| format!("copying {} to {}", junit.display(), copy.display()))?;
+    }
+    Ok(())
 }
 
 /// The gates run the book as a real process too: build it first.
@@ -140,25 +163,6 @@ fn set_environment(command: &mut Command, plan: &Plan) {
     for (variable, value) in values {
         if let Some(value) = value {
             command.env(variable, value);
-        }
-    }
-}
-
-/// Finds or starts the run's PostgreSQL server when the plan covers PostgreSQL, and hands
-/// its URL (or the reason there is none) to the test processes.
-fn postgres(command: &mut Command, plan: &Plan) -> (Option<Arc<Server>>, Option<String>) {
-    if !plan.backends.0.contains(&harness::Backend::Postgres) {
-        return (None, None);
-    }
-    match pg::server() {
-        Ok(server) => {
-            command.env(settings::PG_URL, server.admin_url().expose());
-            let source = server.source.clone();
-            (Some(server), Some(source))
-        }
-        Err(unavailable) => {
-            command.env(settings::PG_UNAVAILABLE, &unavailable.reason);
-            (None, Some(format!("unavailable: {}", unavailable.reason)))
         }
     }
 }

@@ -21,7 +21,7 @@ struct Row {
 #[derive(Debug, Serialize)]
 struct Report<'a> {
     passed: bool,
-    postgres: Option<&'a str>,
+    databases: &'a [String],
     rows: &'a [Row],
     cases: &'a [CaseRecord],
 }
@@ -31,8 +31,8 @@ struct Report<'a> {
 pub fn report(finished: &Finished, plan: &Plan) -> anyhow::Result<u8> {
     let rows = rows(finished, plan);
     print_table(&rows);
-    if let Some(source) = &finished.postgres_source {
-        println!("\nPostgreSQL: {source}");
+    for source in &finished.sources {
+        println!("\n{source}");
     }
     let failed = print_failures(&finished.records);
     let required_skip = plan.require_postgres && rows.iter().any(|row| row.result == "skipped");
@@ -49,7 +49,7 @@ pub fn report(finished: &Finished, plan: &Plan) -> anyhow::Result<u8> {
     let path = out_dir().join("report.json");
     let report = Report {
         passed,
-        postgres: finished.postgres_source.as_deref(),
+        databases: &finished.sources,
         rows: &rows,
         cases: &finished.records,
     };

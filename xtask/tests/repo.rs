@@ -125,6 +125,151 @@ fn architecture_maps_every_crate() {
     }
 }
 
+/// The `[dependencies]` of a crate's manifest, by name.
+fn dependencies(manifest: &str) -> Vec<String> {
+    let text = read(manifest);
+    let section = text
+        .split("[dependencies]")
+        .nth(1)
+        .and_then(|rest| rest.split("\n[").next())
+        .unwrap_or("");
+    section
+        .lines()
+        .filter_map(|line| line.split(['.', '=', ' ']).next())
+        .map(str::trim)
+        .filter(|name| !name.is_empty() && !name.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_book_knows_nothing_of_the_harness_and_the_contract_nothing_of_the_book() {
+    for (manifest, forbidden) in [
+        ("book/Cargo.toml", &["harness", "gates", "xtask"][..]),
+        (
+            "protocol/Cargo.toml",
+            &["book", "harness", "gates", "xtask"][..],
+        ),
+    ] {
+        let dependencies = dependencies(manifest);
+        for name in forbidden {
+            assert!(
+                !dependencies.iter().any(|dependency| dependency == name),
+                "{manifest} depends on {name}: the book must not know its verifier, and the contract must not know any book"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_schema_has_no_float_column() {
+    for backend in ["sqlite", "postgres"] {
+        for entry in
+            std::fs::read_dir(root().join("book/migrations").join(backend)).expect("migrations")
+        {
+            let path = entry.expect("entry").path();
+            // Comments may say "money"; only the statements count.
+            let sql: String = std::fs::read_to_string(&path)
+                .expect("read migration")
+                .lines()
+                .map(|line| line.split("--").next().unwrap_or_default().to_uppercase() + "\n")
+                .collect();
+            for float_type in ["REAL", "FLOAT", "DOUBLE", "NUMERIC", "DECIMAL", "MONEY"] {
+                assert!(
+                    !sql.split(|character: char| !character.is_ascii_alphanumeric() && character != '_')
+                        .any(|word| word == float_type),
+                    "{} declares a {float_type} column: money and quantities are fixed-point integers",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn only_the_settings_room_reads_bookproof_variables() {
+    for directory in [
+        "book/src",
+        "protocol/src",
+        "harness/src",
+        "gates/tests",
+        "xtask/src",
+    ] {
+        for path in walk(&root().join(directory)) {
+            if path.ends_with("harness/src/settings.rs") {
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).expect("read source");
+            assert!(
+                !source.contains("\"BOOKPROOF_"),
+                "{} names a BOOKPROOF_ variable: read it through harness::settings::Settings",
+                path.display()
+            );
+        }
+    }
+}
+
+/// The same count as the before-stop hook: a function runs from its `fn` line to the line
+/// where its braces balance.
+fn long_functions(path: &Path, limit: usize) -> Vec<String> {
+    let source = std::fs::read_to_string(path).expect("read source");
+    let lines: Vec<&str> = source.lines().collect();
+    let mut long = Vec::new();
+    let mut index = 0;
+    while index < lines.len() {
+        let line = lines[index].trim_start();
+        let is_fn = [
+            "fn ",
+            "pub fn ",
+            "pub(crate) fn ",
+            "pub(super) fn ",
+            "const fn ",
+            "pub const fn ",
+        ]
+        .iter()
+        .any(|prefix| line.starts_with(prefix));
+        if !is_fn || line.trim_end().ends_with(';') {
+            index += 1;
+            continue;
+        }
+        let (mut depth, mut end, mut opened) = (0_i64, index, false);
+        while end < lines.len() {
+            depth +=
+                lines[end].matches('{').count() as i64 - lines[end].matches('}').count() as i64;
+            opened |= lines[end].contains('{');
+            if opened && depth <= 0 {
+                break;
+            }
+            end += 1;
+        }
+        if end - index + 1 > limit {
+            long.push(format!(
+                "{}:{} ({} lines)",
+                path.display(),
+                index + 1,
+                end - index + 1
+            ));
+        }
+        index = if opened { end + 1 } else { index + 1 };
+    }
+    long
+}
+
+#[test]
+fn no_function_is_longer_than_80_lines() {
+    let mut long = Vec::new();
+    for directory in ["book/src", "protocol/src", "harness/src", "xtask/src"] {
+        for path in walk(&root().join(directory)) {
+            long.extend(long_functions(&path, 80));
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over 80 lines (split them so each reads top to bottom):\n{}",
+        long.join("\n")
+    );
+}
+
 #[test]
 fn the_book_never_reads_the_wall_clock() {
     // mutant.rs holds the deliberate bugs (a wall-clock read, a float price) on purpose.

@@ -390,10 +390,17 @@ fn map_error(error: &postgres::Error, password: Option<&str>) -> StoreError {
     }
 }
 
+/// The user info of a URL: everything between the scheme and the last `@`. A password may
+/// hold `@`, `:` and `/` unencoded (the URL is then malformed, but must still not leak), so
+/// the last `@` is taken, never the first: at worst more than the password is hidden.
+fn user_info(url: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let (user_info, host_and_tail) = rest.rsplit_once('@')?;
+    Some((scheme, user_info, host_and_tail))
+}
+
 fn password_of(url: &str) -> Option<String> {
-    let (_, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?']).next()?;
-    let (user_info, _) = authority.rsplit_once('@')?;
+    let (_, user_info, _) = user_info(url)?;
     let (_, password) = user_info.split_once(':')?;
     (!password.is_empty()).then(|| password.to_owned())
 }
@@ -408,37 +415,25 @@ fn redact_text(text: &str, password: Option<&str>) -> String {
 /// The URL with its password replaced by `***` (also a `password=` query or key/value
 /// parameter). Safe to print.
 pub fn redact_url(url: &str) -> String {
-    let mut redacted = match password_of(url) {
-        Some(_) => {
-            let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-            let (authority, tail) = match rest.find(['/', '?']) {
-                Some(index) => rest.split_at(index),
-                None => (rest, ""),
-            };
-            let authority = match authority.rsplit_once('@') {
-                Some((user_info, host)) => {
-                    let user = user_info
-                        .split_once(':')
-                        .map_or(user_info, |(user, _)| user);
-                    format!("{user}:***@{host}")
-                }
-                None => authority.to_owned(),
-            };
-            format!("{scheme}://{authority}{tail}")
+    let mut redacted = match (user_info(url), password_of(url)) {
+        (Some((scheme, user_info, host_and_tail)), Some(_)) => {
+            let user = user_info
+                .split_once(':')
+                .map_or(user_info, |(user, _)| user);
+            format!("{scheme}://{user}:***@{host_and_tail}")
         }
-        None => url.to_owned(),
+        _ => url.to_owned(),
     };
     // key=value forms: `password=secret` in a query string or a libpq keyword string.
     for separator in ["password=", "PASSWORD="] {
-        while let Some(start) = redacted.find(separator) {
-            let value_start = start + separator.len();
-            if redacted[value_start..].starts_with("***") {
-                break;
-            }
+        let mut from = 0;
+        while let Some(found) = redacted[from..].find(separator) {
+            let value_start = from + found + separator.len();
             let value_end = redacted[value_start..]
                 .find(['&', ' '])
                 .map_or(redacted.len(), |offset| value_start + offset);
             redacted.replace_range(value_start..value_end, "***");
+            from = value_start + 3;
         }
     }
     redacted
@@ -466,5 +461,15 @@ mod tests {
             redact_url("postgres://trader@db/book"),
             "postgres://trader@db/book"
         );
+    }
+
+    #[test]
+    fn a_password_with_unencoded_separators_is_hidden_whole() {
+        let redacted = redact_url("postgres://trader:p@ss:w/rd@db:5432/book");
+        assert_eq!(redacted, "postgres://trader:***@db:5432/book");
+        let redacted = redact_url("postgres://trader:s3cret@db/book?application_name=a@b");
+        assert!(!redacted.contains("s3cret"), "{redacted}");
+        let redacted = redact_url("host=db password=one password=two");
+        assert_eq!(redacted, "host=db password=*** password=***");
     }
 }

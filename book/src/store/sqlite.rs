@@ -1,6 +1,6 @@
 //! SQLite through rusqlite (bundled): WAL, foreign keys on, a busy timeout, full sync.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -13,8 +13,8 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 
 #[derive(Debug)]
 pub struct SqliteStore {
+    // Its Debug shows the file's path.
     connection: Connection,
-    path: PathBuf,
 }
 
 impl SqliteStore {
@@ -49,14 +49,7 @@ impl SqliteStore {
         connection
             .execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
             .map_err(map_error)?;
-        Ok(SqliteStore {
-            connection,
-            path: path.to_owned(),
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(SqliteStore { connection })
     }
 }
 

@@ -31,6 +31,37 @@ pub struct ProcessAccess {
     pub environment: Vec<(&'static str, SecretUrl)>,
 }
 
+/// What a whole run needs from the providers of its backends: whatever must outlive every
+/// case (a PostgreSQL server), the environment that hands it to the test processes, and a
+/// line per backend for the report. Dropping it stops what it started.
+#[derive(Debug, Default)]
+pub struct RunDatabases {
+    /// Held until the tests are done.
+    _resources: Vec<Box<dyn std::fmt::Debug + Send + Sync>>,
+    /// Variables for the test processes; values may be secret.
+    pub environment: Vec<(&'static str, SecretUrl)>,
+    /// Where each backend's databases come from, for the report.
+    pub sources: Vec<(Backend, String)>,
+}
+
+impl RunDatabases {
+    /// Prepares every backend in `backends` once for a run.
+    pub fn prepare(backends: &[Backend]) -> RunDatabases {
+        let mut run = RunDatabases::default();
+        for backend in backends {
+            match backend {
+                Backend::Sqlite => {}
+                Backend::Postgres => postgres::prepare_run(&mut run),
+            }
+        }
+        run
+    }
+
+    pub(crate) fn hold(&mut self, resource: Box<dyn std::fmt::Debug + Send + Sync>) {
+        self._resources.push(resource);
+    }
+}
+
 /// One backend's fresh database for one case. Dropping it removes it.
 pub trait CaseDatabase: Send + Sync + fmt::Display {
     fn backend(&self) -> Backend;
@@ -53,6 +84,11 @@ impl Database {
             Backend::Postgres => Box::new(postgres::PostgresDatabase::create()?),
         };
         Ok(Database(database))
+    }
+
+    /// A database of a provider built by the caller (a test that needs its own server).
+    pub fn from_provider(database: Box<dyn CaseDatabase>) -> Database {
+        Database(database)
     }
 
     pub fn backend(&self) -> Backend {

@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use book::store::{Backend, PostgresOptions, PostgresStore, Store, StoreError};
 
-use super::{CaseDatabase, LocalCluster, ProcessAccess, Unavailable};
+use super::{CaseDatabase, LocalCluster, ProcessAccess, RunDatabases, Unavailable};
 use crate::secret::SecretUrl;
 use crate::settings::{self, Settings};
 
@@ -41,6 +41,16 @@ pub struct Server {
 }
 
 impl Server {
+    /// A server someone else runs, at `url` (a database on it the harness may connect to
+    /// for CREATE and DROP DATABASE).
+    pub fn provided(url: SecretUrl, source: String) -> Server {
+        Server {
+            admin_url: url,
+            source,
+            _cluster: None,
+        }
+    }
+
     pub fn admin_url(&self) -> &SecretUrl {
         &self.admin_url
     }
@@ -49,6 +59,29 @@ impl Server {
 /// The server every case of this process shares while at least one case holds it.
 static SHARED: Mutex<Weak<Server>> = Mutex::new(Weak::new());
 static DATABASE_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Finds or starts the run's server and hands its URL (or the reason there is none) to
+/// the test processes, so they neither search again nor start servers of their own.
+pub(super) fn prepare_run(run: &mut RunDatabases) {
+    match server() {
+        Ok(server) => {
+            run.environment
+                .push((settings::PG_URL, server.admin_url().clone()));
+            run.sources.push((Backend::Postgres, server.source.clone()));
+            run.hold(Box::new(server));
+        }
+        Err(unavailable) => {
+            run.environment.push((
+                settings::PG_UNAVAILABLE,
+                SecretUrl::new(unavailable.reason.clone()),
+            ));
+            run.sources.push((
+                Backend::Postgres,
+                format!("unavailable: {}", unavailable.reason),
+            ));
+        }
+    }
+}
 
 /// The shared server, found or started as the module documentation describes.
 pub fn server() -> Result<Arc<Server>, Unavailable> {
@@ -66,11 +99,10 @@ pub fn server() -> Result<Arc<Server>, Unavailable> {
 
 fn find_server(settings: &Settings) -> Result<Server, Unavailable> {
     if let Some(url) = &settings.pg_url {
-        return Ok(Server {
-            source: format!("{} ({url})", settings::PG_URL),
-            admin_url: url.clone(),
-            _cluster: None,
-        });
+        return Ok(Server::provided(
+            url.clone(),
+            format!("{} ({url})", settings::PG_URL),
+        ));
     }
     if let Some(reason) = &settings.pg_unavailable {
         return Err(Unavailable {
@@ -145,8 +177,13 @@ pub struct PostgresDatabase {
 }
 
 impl PostgresDatabase {
+    /// A fresh database on the shared server.
     pub fn create() -> Result<PostgresDatabase, Unavailable> {
-        let server = server()?;
+        PostgresDatabase::create_on(server()?)
+    }
+
+    /// A fresh database on `server`.
+    pub fn create_on(server: Arc<Server>) -> Result<PostgresDatabase, Unavailable> {
         let name = format!(
             "{DATABASE_PREFIX}{}_{}",
             std::process::id(),
@@ -162,10 +199,6 @@ impl PostgresDatabase {
         })?;
         let url = server.admin_url.with_database(&name);
         Ok(PostgresDatabase { server, name, url })
-    }
-
-    pub fn name(&self) -> &str {
-        &self.name
     }
 }
 
