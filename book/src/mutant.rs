@@ -7,10 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use protocol::{OrderRequest, Side, VenueError, VenueOrder};
-
-use crate::book::Book;
-use crate::store::{Isolation, StoreError, Transaction, Value};
+use crate::store::{StoreError, Transaction, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mutant {
@@ -209,37 +206,7 @@ pub(crate) fn checkpoints_before_work(mutant: Option<Mutant>) -> bool {
     mutant == Some(Mutant::CheckpointBeforeWork)
 }
 
-impl Book {
-    /// [`Mutant::BlindReplaceOnRecovery`]: places the intent again instead of asking the
-    /// venue. `None`: ask.
-    pub(crate) fn replace_blindly(
-        &mut self,
-        intent_id: &str,
-    ) -> Option<Result<Option<VenueOrder>, VenueError>> {
-        if self.options.mutant != Some(Mutant::BlindReplaceOnRecovery) {
-            return None;
-        }
-        let row = self
-            .transact(Isolation::Read, "read", |transaction| {
-                Ok(transaction.query_optional(
-                    "SELECT symbol, side, size, price FROM intents WHERE intent_id = $1",
-                    &[Value::from(intent_id)],
-                )?)
-            })
-            .ok()
-            .flatten();
-        let Some([Value::Text(symbol), Value::Text(side), Value::Int(size), Value::Int(price)]) =
-            row.as_deref()
-        else {
-            return Some(Ok(None));
-        };
-        let request = OrderRequest {
-            client_order_id: intent_id.to_owned(),
-            symbol: symbol.clone(),
-            side: Side::parse(side).unwrap_or(Side::Buy),
-            size: *size,
-            price: *price,
-        };
-        Some(self.venue.place(&request).map(Some))
-    }
+/// [`Mutant::BlindReplaceOnRecovery`]: recovery places again instead of asking.
+pub(crate) fn replaces_blindly(mutant: Option<Mutant>) -> bool {
+    mutant == Some(Mutant::BlindReplaceOnRecovery)
 }

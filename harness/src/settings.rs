@@ -12,7 +12,6 @@ use protocol::CrashSite;
 
 use crate::secret::SecretUrl;
 use crate::seed::Seed;
-use crate::subject::SubjectKind;
 
 pub const SEED: &str = "BOOKPROOF_SEED";
 pub const SEEDS: &str = "BOOKPROOF_SEEDS";
@@ -216,6 +215,31 @@ fn parse_url((variable, value): (&'static str, String)) -> Result<SecretUrl, Bad
         });
     }
     Ok(url)
+}
+
+/// How a case runs the book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SubjectKind {
+    /// The reference book in this process: crashes unwind at crash points.
+    #[default]
+    InProcess,
+    /// A `book` process over the line protocol: crashes are real process deaths.
+    Process,
+}
+
+impl SubjectKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SubjectKind::InProcess => "in-process",
+            SubjectKind::Process => "process",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<SubjectKind> {
+        [SubjectKind::InProcess, SubjectKind::Process]
+            .into_iter()
+            .find(|kind| kind.name() == name)
+    }
 }
 
 /// The one command that reruns a case: `cargo xtask repro GATE --backend B --test NAME

@@ -3,12 +3,14 @@
 //! the venue never saw it -> release the reservation and return the intent to `pending`.
 //! Never re-places.
 
-use protocol::{RecoveryReport, VenueOrder};
+use protocol::{OrderRequest, RecoveryReport, Side, VenueError, VenueOrder};
 
 use super::confirm::Unplaced;
 use crate::book::Book;
 use crate::error::BookError;
 use crate::events::category;
+use crate::mutant;
+use crate::store::{Isolation, Value};
 
 impl Book {
     pub fn recover(&mut self) -> Result<RecoveryReport, BookError> {
@@ -44,5 +46,40 @@ impl Book {
             }
         }
         Ok(report)
+    }
+}
+
+impl Book {
+    /// [`mutant::Mutant::BlindReplaceOnRecovery`]: places the intent again instead of
+    /// asking the venue. `None` (always, without that mutant): ask.
+    fn replace_blindly(
+        &mut self,
+        intent_id: &str,
+    ) -> Option<Result<Option<VenueOrder>, VenueError>> {
+        if !mutant::replaces_blindly(self.options.mutant) {
+            return None;
+        }
+        let row = self
+            .transact(Isolation::Read, "read", |transaction| {
+                Ok(transaction.query_optional(
+                    "SELECT symbol, side, size, price FROM intents WHERE intent_id = $1",
+                    &[Value::from(intent_id)],
+                )?)
+            })
+            .ok()
+            .flatten();
+        let Some([Value::Text(symbol), Value::Text(side), Value::Int(size), Value::Int(price)]) =
+            row.as_deref()
+        else {
+            return Some(Ok(None));
+        };
+        let request = OrderRequest {
+            client_order_id: intent_id.to_owned(),
+            symbol: symbol.clone(),
+            side: Side::parse(side).unwrap_or(Side::Buy),
+            size: *size,
+            price: *price,
+        };
+        Some(self.venue.place(&request).map(Some))
     }
 }

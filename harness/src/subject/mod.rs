@@ -14,6 +14,7 @@ use protocol::{
 use serde::de::DeserializeOwned;
 
 use crate::database::Database;
+pub use crate::settings::SubjectKind;
 use crate::venue::SimVenue;
 use crate::SimClock;
 
@@ -21,31 +22,6 @@ use crate::SimClock;
 pub trait Subject: Send {
     /// Sends `request` at the case clock's current time: the result, or the problem.
     fn request(&mut self, request: Request) -> Result<serde_json::Value, Problem>;
-}
-
-/// How a case runs the book.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum SubjectKind {
-    /// The reference book in this process: crashes unwind at crash points.
-    #[default]
-    InProcess,
-    /// A `book` process over the line protocol: crashes are real process deaths.
-    Process,
-}
-
-impl SubjectKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            SubjectKind::InProcess => "in-process",
-            SubjectKind::Process => "process",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<SubjectKind> {
-        [SubjectKind::InProcess, SubjectKind::Process]
-            .into_iter()
-            .find(|kind| kind.name() == name)
-    }
 }
 
 /// Opens a subject of `kind` on `database`, with the case's venue and clock.
