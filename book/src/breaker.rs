@@ -7,13 +7,20 @@ use protocol::{BreakerState, TripReason};
 use serde_json::json;
 
 use crate::book::Book;
+use crate::commands;
 use crate::error::BookError;
 use crate::events::{self, category};
 use crate::store::{Isolation, StoreError, Transaction, Value};
 
 impl Book {
-    /// Opens the breaker (or keeps it open) and counts the failure.
-    pub fn trip_breaker(&mut self, reason: TripReason, operator: &str) -> Result<(), BookError> {
+    /// Opens the breaker (or keeps it open) and counts the failure. A trip with a
+    /// `command_id` already applied changes nothing.
+    pub fn trip_breaker(
+        &mut self,
+        reason: TripReason,
+        operator: &str,
+        command_id: Option<&str>,
+    ) -> Result<(), BookError> {
         let operator = if operator.trim().is_empty() {
             "book"
         } else {
@@ -21,32 +28,45 @@ impl Book {
         };
         let context = self.context();
         self.transact(Isolation::Write, "breaker.trip", |transaction| {
+            if commands::applied(transaction, command_id)?.is_some() {
+                return Ok(());
+            }
             let before = read(transaction)?;
             transaction.execute(
                 "UPDATE circuit_breaker SET state = 'OPEN', reason = $1, failure_count = failure_count + 1, updated_ts = $2 WHERE id = 1",
                 &[Value::from(reason.name()), Value::Int(context.now)],
             )?;
             audit(transaction, context.now, before.open, "OPEN", reason.name(), operator)?;
+            commands::record(transaction, command_id, "trip_breaker", "null", context.now)?;
             events::append(
                 transaction,
                 &context.run_id,
                 context.now,
                 category::BREAKER,
                 "breaker.tripped",
-                json!({ "operator": operator, "reason": reason.name() }),
+                commands::with_id(json!({ "operator": operator, "reason": reason.name() }), command_id),
             )?;
             Ok(())
         })
     }
 
     /// Closes the breaker. Needs a non-empty operator id and is refused while any order is
-    /// open. The failure count is history and stays.
-    pub fn reset_breaker(&mut self, operator: &str, reason: &str) -> Result<(), BookError> {
+    /// open. The failure count is history and stays. A reset with a `command_id` already
+    /// applied changes nothing.
+    pub fn reset_breaker(
+        &mut self,
+        operator: &str,
+        reason: &str,
+        command_id: Option<&str>,
+    ) -> Result<(), BookError> {
         if operator.trim().is_empty() {
             return Err(BookError::OperatorRequired);
         }
         let context = self.context();
         self.transact(Isolation::Write, "breaker.reset", |transaction| {
+            if commands::applied(transaction, command_id)?.is_some() {
+                return Ok(());
+            }
             let open_orders =
                 transaction.query_int("SELECT COUNT(*) FROM orders WHERE status = 'open'", &[])?;
             if open_orders > 0 {
@@ -58,13 +78,14 @@ impl Book {
                 &[Value::Int(context.now)],
             )?;
             audit(transaction, context.now, before.open, "CLOSED", reason, operator)?;
+            commands::record(transaction, command_id, "reset_breaker", "null", context.now)?;
             events::append(
                 transaction,
                 &context.run_id,
                 context.now,
                 category::BREAKER,
                 "breaker.reset",
-                json!({ "operator": operator, "reason": reason }),
+                commands::with_id(json!({ "operator": operator, "reason": reason }), command_id),
             )?;
             Ok(())
         })?;

@@ -10,6 +10,7 @@
 mod book;
 pub mod breaker;
 pub mod clock;
+mod commands;
 pub mod crash;
 pub mod error;
 pub mod events;

@@ -3,7 +3,8 @@
 
 use serde_json::json;
 
-use crate::book::Book;
+use crate::book::{Book, Context};
+use crate::commands;
 use crate::error::BookError;
 use crate::events::{self, category};
 use crate::mutant;
@@ -26,13 +27,7 @@ impl Book {
         let checkpoint_first = mutant::checkpoints_before_work(context.mutant);
         if checkpoint_first {
             self.transact(Isolation::Write, "checkpoint", |transaction| {
-                write_checkpoint(
-                    transaction,
-                    &context.run_id,
-                    context.now,
-                    DAY_ROLLED,
-                    &today_text,
-                )
+                write_checkpoint(transaction, &context, DAY_ROLLED, &today_text, None)
             })?;
         }
         self.transact(Isolation::Write, "day.roll", |transaction| {
@@ -44,17 +39,27 @@ impl Book {
                 events::append(transaction, &context.run_id, context.now, category::LIMITS, "day.rolled", json!({ "day": context.today }))?;
             }
             if !checkpoint_first {
-                write_checkpoint(transaction, &context.run_id, context.now, DAY_ROLLED, &today_text)?;
+                write_checkpoint(transaction, &context, DAY_ROLLED, &today_text, None)?;
             }
             Ok(())
         })
     }
 
-    /// Records a named checkpoint (the last bar processed, say) with the current time.
-    pub fn checkpoint(&mut self, name: &str, value: &str) -> Result<(), BookError> {
+    /// Records a named checkpoint (the last bar processed, say) with the current time. A
+    /// checkpoint with a `command_id` already applied changes nothing.
+    pub fn checkpoint(
+        &mut self,
+        name: &str,
+        value: &str,
+        command_id: Option<&str>,
+    ) -> Result<(), BookError> {
         let context = self.context();
         self.transact(Isolation::Write, "checkpoint", |transaction| {
-            write_checkpoint(transaction, &context.run_id, context.now, name, value)
+            if commands::applied(transaction, command_id)?.is_some() {
+                return Ok(());
+            }
+            commands::record(transaction, command_id, "checkpoint", "null", context.now)?;
+            write_checkpoint(transaction, &context, name, value, command_id)
         })
     }
 
@@ -124,23 +129,27 @@ pub(crate) fn add_pnl(
 
 fn write_checkpoint(
     transaction: &mut (dyn Transaction + '_),
-    run_id: &str,
-    now: i64,
+    context: &Context,
     name: &str,
     value: &str,
+    command_id: Option<&str>,
 ) -> Result<(), BookError> {
     transaction.execute(
         "INSERT INTO checkpoints (name, value, ts) VALUES ($1, $2, $3) \
          ON CONFLICT (name) DO UPDATE SET value = excluded.value, ts = excluded.ts",
-        &[Value::from(name), Value::from(value), Value::Int(now)],
+        &[
+            Value::from(name),
+            Value::from(value),
+            Value::Int(context.now),
+        ],
     )?;
     events::append(
         transaction,
-        run_id,
-        now,
+        &context.run_id,
+        context.now,
         category::CHECKPOINT,
         "checkpoint.written",
-        json!({ "name": name, "value": value }),
+        commands::with_id(json!({ "name": name, "value": value }), command_id),
     )?;
     Ok(())
 }

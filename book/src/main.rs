@@ -10,7 +10,8 @@ use book::{Book, BookOptions, CrashPlan, Firing, Limits, ManualClock, Mode, Muta
 use protocol::{BookLine, CrashSite, PROTOCOL_VERSION};
 
 const USAGE: &str = "usage: book (--sqlite PATH | --postgres) --run-id ID --seed HEX \
-[--dataset-sha SHA] [--config-sha SHA] [--mutant NAME] [--crash-at POINT#HIT]
+[--dataset-sha SHA] [--config-sha SHA] [--max-open N] [--max-exposure N] [--max-daily-loss N] \
+[--mutant NAME] [--crash-at POINT#HIT]
 
 Speaks the line protocol of the `protocol` crate on stdin/stdout: one JSON request per
 line, answered by venue calls and one `ok` or `error` line. With --postgres the URL comes
@@ -25,6 +26,7 @@ struct Arguments {
     seed: Option<u64>,
     dataset_sha: String,
     config_sha: String,
+    limits: Limits,
     mutant: Option<Mutant>,
     crash_at: Option<CrashSite>,
 }
@@ -37,6 +39,7 @@ fn parse(mut arguments: impl Iterator<Item = String>) -> Result<Arguments, Strin
         seed: None,
         dataset_sha: "dataset".to_owned(),
         config_sha: "config".to_owned(),
+        limits: Limits::default(),
         mutant: None,
         crash_at: None,
     };
@@ -53,6 +56,9 @@ fn parse(mut arguments: impl Iterator<Item = String>) -> Result<Arguments, Strin
             "--seed" => parsed.seed = Some(parse_seed(&value()?)?),
             "--dataset-sha" => parsed.dataset_sha = value()?,
             "--config-sha" => parsed.config_sha = value()?,
+            "--max-open" => parsed.limits.max_open = parse_amount(&flag, &value()?)?,
+            "--max-exposure" => parsed.limits.max_exposure = parse_amount(&flag, &value()?)?,
+            "--max-daily-loss" => parsed.limits.max_daily_loss = parse_amount(&flag, &value()?)?,
             "--mutant" => {
                 let name = value()?;
                 parsed.mutant =
@@ -66,6 +72,13 @@ fn parse(mut arguments: impl Iterator<Item = String>) -> Result<Arguments, Strin
         return Err("give exactly one of --sqlite PATH and --postgres".to_owned());
     }
     Ok(parsed)
+}
+
+fn parse_amount(flag: &str, text: &str) -> Result<i64, String> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|amount| *amount >= 0)
+        .ok_or_else(|| format!("{flag} {text:?}: expected a whole number, 0 or more"))
 }
 
 fn parse_seed(text: &str) -> Result<u64, String> {
@@ -128,7 +141,7 @@ fn run(arguments: Arguments) -> Result<(), String> {
             config_sha: arguments.config_sha,
             seed,
         },
-        limits: Limits::default(),
+        limits: arguments.limits,
         mutant: arguments.mutant,
         crash_plan: arguments
             .crash_at

@@ -41,7 +41,11 @@ macro_rules! all_migrations {
     ($backend:literal) => {
         embedded!(
             $backend,
-            [(1, "0001_core", "core"), (2, "0002_indexes", "indexes")]
+            [
+                (1, "0001_core", "core"),
+                (2, "0002_indexes", "indexes"),
+                (3, "0003_cancel_and_commands", "cancel_and_commands"),
+            ]
         )
     };
 }

@@ -37,10 +37,30 @@ pub enum Mutant {
     /// The day roll writes its checkpoint in a transaction of its own before the work it
     /// covers: a crash between makes the restarted book believe the day was rolled.
     CheckpointBeforeWork,
+    /// A close that is not idempotent: it does not require the position to be open and
+    /// ignores command ids, so a close delivered twice realises the pnl again and frees the
+    /// counters again.
+    NonIdempotentClose,
+    /// Recovery reads a venue error on the look-up as "the venue does not have the order":
+    /// it releases the reservation, and the order can be placed a second time.
+    VenueErrorReadAsNotFound,
+    /// The confirm records the order as `filled` even when the venue filled only part of
+    /// it, so the rest is never synced.
+    PartialFillRecordedAsFilled,
+    /// Recovery rejects every executing intent without asking the venue, which may well
+    /// hold (and fill) the order.
+    RecoveryRejectsWithoutAsking,
+    /// A placement the venue rejects as a duplicate client order id is treated as a final
+    /// rejection, although the venue holds the order.
+    DuplicateRejectionTreatedAsFailure,
+    /// A close neither cancels the unfilled rest at the venue nor keeps syncing the order:
+    /// fills the venue makes afterwards are never recorded. (Found in the reference book by
+    /// a check from outside: kept as a mutant so that the gates keep catching it.)
+    CloseStopsFillSync,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 9] = [
+    pub const ALL: [Mutant; 15] = [
         Mutant::IntentIdWithOpenCounter,
         Mutant::NonIdempotentCreate,
         Mutant::WallClockTimestamp,
@@ -50,6 +70,12 @@ impl Mutant {
         Mutant::DailyCounterInMemory,
         Mutant::ConfirmSplitInTwo,
         Mutant::CheckpointBeforeWork,
+        Mutant::NonIdempotentClose,
+        Mutant::VenueErrorReadAsNotFound,
+        Mutant::PartialFillRecordedAsFilled,
+        Mutant::RecoveryRejectsWithoutAsking,
+        Mutant::DuplicateRejectionTreatedAsFailure,
+        Mutant::CloseStopsFillSync,
     ];
 
     /// The mutant with this [`Mutant::name`].
@@ -68,6 +94,12 @@ impl Mutant {
             Mutant::DailyCounterInMemory => "daily-counter-in-memory",
             Mutant::ConfirmSplitInTwo => "confirm-split-in-two",
             Mutant::CheckpointBeforeWork => "checkpoint-before-work",
+            Mutant::NonIdempotentClose => "non-idempotent-close",
+            Mutant::VenueErrorReadAsNotFound => "venue-error-read-as-not-found",
+            Mutant::PartialFillRecordedAsFilled => "partial-fill-recorded-as-filled",
+            Mutant::RecoveryRejectsWithoutAsking => "recovery-rejects-without-asking",
+            Mutant::DuplicateRejectionTreatedAsFailure => "duplicate-rejection-treated-as-failure",
+            Mutant::CloseStopsFillSync => "close-stops-fill-sync",
         }
     }
 }
@@ -209,4 +241,72 @@ pub(crate) fn checkpoints_before_work(mutant: Option<Mutant>) -> bool {
 /// [`Mutant::BlindReplaceOnRecovery`]: recovery places again instead of asking.
 pub(crate) fn replaces_blindly(mutant: Option<Mutant>) -> bool {
     mutant == Some(Mutant::BlindReplaceOnRecovery)
+}
+
+/// The close's command id: ignored under [`Mutant::NonIdempotentClose`].
+pub(crate) fn close_command_id(mutant: Option<Mutant>, command_id: Option<&str>) -> Option<&str> {
+    match mutant {
+        Some(Mutant::NonIdempotentClose) => None,
+        _ => command_id,
+    }
+}
+
+/// How a close finds its position: only an open one, or under
+/// [`Mutant::NonIdempotentClose`] any.
+pub(crate) fn close_lookup_sql(mutant: Option<Mutant>) -> &'static str {
+    match mutant {
+        Some(Mutant::NonIdempotentClose) => {
+            "SELECT p.qty, p.cost, i.size * i.price FROM positions p JOIN intents i ON i.intent_id = p.intent_id \
+             WHERE p.intent_id = $1"
+        }
+        _ => {
+            "SELECT p.qty, p.cost, i.size * i.price FROM positions p JOIN intents i ON i.intent_id = p.intent_id \
+             WHERE p.intent_id = $1 AND p.status = 'open'"
+        }
+    }
+}
+
+/// [`Mutant::CloseStopsFillSync`]: the close does not cancel the unfilled rest.
+pub(crate) fn skips_cancel_on_close(mutant: Option<Mutant>) -> bool {
+    mutant == Some(Mutant::CloseStopsFillSync)
+}
+
+/// [`Mutant::CloseStopsFillSync`]: the closed position's order is marked done, so fill
+/// syncing skips it.
+pub(crate) fn stop_syncing_closed_order(
+    mutant: Option<Mutant>,
+    transaction: &mut (dyn Transaction + '_),
+    intent_id: &str,
+) -> Result<(), StoreError> {
+    if mutant == Some(Mutant::CloseStopsFillSync) {
+        transaction.execute(
+            "UPDATE orders SET status = 'filled' WHERE intent_id = $1",
+            &[Value::from(intent_id)],
+        )?;
+    }
+    Ok(())
+}
+
+/// The status a confirm records: `status`, or `filled` whatever filled under
+/// [`Mutant::PartialFillRecordedAsFilled`].
+pub(crate) fn confirmed_status(mutant: Option<Mutant>, status: &'static str) -> &'static str {
+    match mutant {
+        Some(Mutant::PartialFillRecordedAsFilled) => "filled",
+        _ => status,
+    }
+}
+
+/// [`Mutant::VenueErrorReadAsNotFound`]: recovery reads a failed look-up as "not found".
+pub(crate) fn reads_lookup_error_as_not_found(mutant: Option<Mutant>) -> bool {
+    mutant == Some(Mutant::VenueErrorReadAsNotFound)
+}
+
+/// [`Mutant::RecoveryRejectsWithoutAsking`]: recovery rejects without asking.
+pub(crate) fn rejects_without_asking(mutant: Option<Mutant>) -> bool {
+    mutant == Some(Mutant::RecoveryRejectsWithoutAsking)
+}
+
+/// [`Mutant::DuplicateRejectionTreatedAsFailure`]: a duplicate rejection is final.
+pub(crate) fn duplicate_is_final(mutant: Option<Mutant>) -> bool {
+    mutant == Some(Mutant::DuplicateRejectionTreatedAsFailure)
 }

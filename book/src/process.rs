@@ -101,4 +101,13 @@ impl Venue for LineVenue {
             _ => Err(VenueError::Internal { status: 599 }),
         }
     }
+
+    fn cancel(&mut self, client_order_id: &str) -> Result<Option<VenueOrder>, VenueError> {
+        match self.call(VenueCall::Cancel {
+            client_order_id: client_order_id.to_owned(),
+        })? {
+            VenueReply::Cancel { result } => result.into(),
+            _ => Err(VenueError::Internal { status: 599 }),
+        }
+    }
 }

@@ -85,4 +85,9 @@ pub const TABLES: &[TableSpec] = &[
         key: &["name"],
         excluded: &[],
     },
+    TableSpec {
+        name: "operator_commands",
+        key: &["command_id"],
+        excluded: &[],
+    },
 ];

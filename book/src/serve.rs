@@ -16,17 +16,28 @@ pub fn serve(book: &mut Book, request: Request) -> Result<serde_json::Value, Pro
         Request::ClosePosition {
             intent_id,
             exit_price,
+            command_id,
         } => answer(
-            book.close_position(&intent_id, exit_price)
+            book.close_position(&intent_id, exit_price, command_id.as_deref())
                 .map(|realized_pnl| Closed { realized_pnl }),
         ),
-        Request::TripBreaker { reason, operator } => answer(book.trip_breaker(reason, &operator)),
-        Request::ResetBreaker { operator, reason } => {
-            answer(book.reset_breaker(&operator, &reason))
-        }
+        Request::TripBreaker {
+            reason,
+            operator,
+            command_id,
+        } => answer(book.trip_breaker(reason, &operator, command_id.as_deref())),
+        Request::ResetBreaker {
+            operator,
+            reason,
+            command_id,
+        } => answer(book.reset_breaker(&operator, &reason, command_id.as_deref())),
         Request::Breaker => answer(book.breaker()),
         Request::RollDay => answer(book.roll_day()),
-        Request::Checkpoint { name, value } => answer(book.checkpoint(&name, &value)),
+        Request::Checkpoint {
+            name,
+            value,
+            command_id,
+        } => answer(book.checkpoint(&name, &value, command_id.as_deref())),
         Request::Recover => answer(book.recover()),
         Request::SyncFills => answer(book.sync_fills().map(|new_fills| FillsSynced {
             new_fills: u64::try_from(new_fills).unwrap_or(u64::MAX),

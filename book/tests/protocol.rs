@@ -86,6 +86,7 @@ impl Book {
                         price: order.price,
                     }],
                     rejection: None,
+                    cancelled: false,
                 };
                 self.orders.push(placed.clone());
                 VenueReply::Place {
@@ -102,6 +103,14 @@ impl Book {
             },
             VenueCall::Positions => VenueReply::Positions {
                 result: protocol::VenueResult::Ok(protocol::net_positions(self.orders.iter())),
+            },
+            VenueCall::Cancel { client_order_id } => VenueReply::Cancel {
+                result: protocol::VenueResult::Ok(
+                    self.orders
+                        .iter()
+                        .find(|order| order.client_order_id == client_order_id)
+                        .cloned(),
+                ),
             },
         }
     }

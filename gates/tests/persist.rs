@@ -1,20 +1,22 @@
 //! # Gate: persist
 //!
 //! Given a fresh database on each backend,
-//! when the book writes every table, is closed and reopened, receives the same signal again,
-//! and meets a schema that is newer than it or that drifted,
-//! then every table holds rows and every value reads back as written (the extremes of
-//! i64 and text that trips quoting included), the reopened book dumps byte-identical, the same
-//! signal is one intent and one order however often it comes, and a database the book does
-//! not understand is refused with a clear error and left untouched.
+//! when the book writes every table, is closed and reopened (also when every piece of its
+//! state is non-trivial: the breaker tripped, failures counted, a position open, pnl
+//! realised, mid-day), receives the same signal again, and meets a schema that is newer
+//! than it or that drifted,
+//! then every table holds rows and every value reads back as written (the extremes of i64
+//! and text that trips quoting included), reopening changes nothing, the same signal is one
+//! intent and one order however often it comes, and a database the book does not
+//! understand is refused with a clear error and left untouched.
 //!
 //! Mutants: an intent id that mixes in a per-open counter, and a create that is not
-//! idempotent. Each is caught by the idempotency checks below.
+//! idempotent. Each is caught by `same_intent`.
 
 use book::migrate;
 use book::store::{Isolation, Value};
 use harness::protocol::{IntentStatus, Outcome, Problem, ProblemKind, Side, Signal, TripReason};
-use harness::{ensure, Case, Check, Phase};
+use harness::{ensure, Case, Check, Failure, Phase, Subject};
 
 harness::gate_tests! {
     gate: "persist";
@@ -23,6 +25,7 @@ harness::gate_tests! {
         values_read_back_as_written,
         integer_extremes_round_trip,
         state_survives_close_and_reopen,
+        a_busy_book_survives_reopening,
         same_signal_twice_is_one_intent,
         same_signal_after_reopen_is_one_intent,
         fresh_database_gets_every_migration,
@@ -33,12 +36,17 @@ harness::gate_tests! {
     ];
     mutants: [
         intent_id_with_open_counter_is_caught =>
-            (IntentIdWithOpenCounter, same_signal_after_reopen_is_one_intent, "not the same intent"),
+            (IntentIdWithOpenCounter, same_signal_after_reopen_is_one_intent, "same_intent"),
         non_idempotent_create_is_caught =>
-            (NonIdempotentCreate, same_signal_twice_is_one_intent, "not the same intent"),
+            (NonIdempotentCreate, same_signal_twice_is_one_intent, "same_intent"),
     ];
     differential: [every_table_written];
 }
+
+const ROUND_TRIP: &str = "round_trip";
+const REOPEN: &str = "reopen_changes_nothing";
+const SAME_INTENT: &str = "same_intent";
+const MIGRATIONS: &str = "migrations";
 
 /// Text that trips naive quoting and encoding.
 const AWKWARD_TEXT: &str = "naïve 'single' \"double\" back\\slash\nnew line ✓ $1 ?1";
@@ -56,29 +64,36 @@ fn signal(window_id: &str, bar_t: i64) -> Signal {
     }
 }
 
+fn placed_intent(outcome: Outcome) -> Result<String, Failure> {
+    match outcome {
+        Outcome::Placed { intent_id, .. } => Ok(intent_id),
+        other => Err(Failure::new(
+            ROUND_TRIP,
+            format!("a fresh signal must be placed, got {other:?}"),
+        )),
+    }
+}
+
 /// Drives the book through every table: two placements (one closed at a profit), a
-/// breaker trip and reset, a day roll, a checkpoint.
-fn write_every_table(case: &Case) -> Result<Vec<String>, Problem> {
+/// breaker trip and reset, a day roll, a checkpoint; operator commands carry ids.
+fn write_every_table(case: &Case) -> Result<Vec<String>, Failure> {
     let mut book = case.open()?;
     let mut placed = Vec::new();
     for (window_id, bar_t) in [("w-0001", 60_000), ("w-0002", 120_000)] {
         case.clock.advance(1_000);
-        match book.submit(&signal(window_id, bar_t))? {
-            Outcome::Placed { intent_id, .. } => placed.push(intent_id),
-            other => panic!("a fresh signal on an empty book must be placed, got {other:?}"),
-        }
+        placed.push(placed_intent(book.submit(&signal(window_id, bar_t))?)?);
     }
     case.clock.advance(1_000);
-    book.close_position(&placed[0], 4_250_000)?;
-    book.trip_breaker(TripReason::ManualTrip, "alice")?;
-    book.reset_breaker("alice", "drill over")?;
+    book.close_position(&placed[0], 4_250_000, Some("close-1"))?;
+    book.trip_breaker(TripReason::ManualTrip, "alice", Some("trip-1"))?;
+    book.reset_breaker("alice", "drill over", Some("reset-1"))?;
     case.clock.advance(book::clock::DAY_MS);
     book.roll_day()?;
-    book.checkpoint("last_bar", AWKWARD_TEXT)?;
+    book.checkpoint("last_bar", AWKWARD_TEXT, Some("checkpoint-1"))?;
     Ok(placed)
 }
 
-/// The operations of the differential check: SQLite and PostgreSQL must dump them
+/// The operations of the differential check: every backend must dump them
 /// byte-identically.
 fn every_table_written(case: &Case) -> Check {
     write_every_table(case)?;
@@ -92,6 +107,7 @@ fn every_table_is_written(case: &Case) -> Check {
     let dump = case.dump()?;
     for table in &dump.tables {
         ensure!(
+            ROUND_TRIP,
             !table.rows.is_empty(),
             "table {} is empty after writing every table",
             table.name
@@ -102,7 +118,7 @@ fn every_table_is_written(case: &Case) -> Check {
         .rows
         .iter()
         .find(|row| intents.get(row, "intent_id").as_text() == Some(placed[0].as_str()))
-        .ok_or_else(|| harness::Failure(format!("intent {} was not stored", placed[0])))?;
+        .ok_or_else(|| Failure::new(ROUND_TRIP, format!("intent {} was not stored", placed[0])))?;
     let expected = signal("w-0001", 60_000);
     for (column, value) in [
         ("strategy", Value::from(&expected.strategy)),
@@ -115,6 +131,7 @@ fn every_table_is_written(case: &Case) -> Check {
         ("status", Value::from("completed")),
     ] {
         ensure!(
+            ROUND_TRIP,
             intents.get(first, column) == &value,
             "intents.{column} reads back {:?}, wrote {value:?}",
             intents.get(first, column)
@@ -132,9 +149,10 @@ fn values_read_back_as_written(case: &Case) -> Check {
         .rows
         .iter()
         .find(|row| positions.get(row, "status").as_text() == Some("closed"))
-        .ok_or_else(|| harness::Failure("no closed position".to_owned()))?;
+        .ok_or_else(|| Failure::new(ROUND_TRIP, "no closed position"))?;
     // 3 units bought at 4_200_000 and closed at 4_250_000.
     ensure!(
+        ROUND_TRIP,
         positions.get(closed, "realized_pnl") == &Value::Int(150_000),
         "realized pnl reads back {:?}",
         positions.get(closed, "realized_pnl")
@@ -146,6 +164,7 @@ fn values_read_back_as_written(case: &Case) -> Check {
         .find(|row| checkpoints.get(row, "name") == &Value::from("last_bar"))
         .map(|row| checkpoints.get(row, "value").clone());
     ensure!(
+        ROUND_TRIP,
         last_bar == Some(Value::from(AWKWARD_TEXT)),
         "checkpoint text reads back {last_bar:?}"
     );
@@ -156,13 +175,14 @@ fn values_read_back_as_written(case: &Case) -> Check {
         .map(|row| audit.get(row, "operator").clone())
         .collect();
     ensure!(
+        ROUND_TRIP,
         operators == vec![Value::from("alice"), Value::from("alice")],
         "breaker audit operators read back {operators:?}"
     );
     Ok(())
 }
 
-/// The extremes of the integer range survive both backends, read back on a new
+/// The extremes of the integer range survive every backend, read back on a new
 /// connection.
 fn integer_extremes_round_trip(case: &Case) -> Check {
     drop(case.open()?);
@@ -185,6 +205,7 @@ fn integer_extremes_round_trip(case: &Case) -> Check {
             .find(|row| limits.get(row, "day") == &Value::Int(day));
         let read = row.map(|row| limits.get(row, "pnl").clone());
         ensure!(
+            ROUND_TRIP,
             read == Some(Value::Int(pnl)),
             "daily_limits.pnl wrote {pnl}, read {read:?}"
         );
@@ -192,29 +213,101 @@ fn integer_extremes_round_trip(case: &Case) -> Check {
     Ok(())
 }
 
-fn state_survives_close_and_reopen(case: &Case) -> Check {
-    write_every_table(case)?;
+/// Opens and closes the book again and requires the dump unchanged, byte for byte.
+fn reopening_changes_nothing(case: &Case) -> Check {
     let before = case.dump()?;
-    // The book was dropped at the end of write_every_table; open and close it again.
     drop(case.open()?);
     let after = case.dump()?;
     if let Some(difference) = before.first_difference(&after) {
-        return Err(harness::Failure(format!(
-            "the dump changed across close and reopen: {difference}"
-        )));
+        return Err(Failure::new(
+            REOPEN,
+            format!("the dump changed across close and reopen: {difference}"),
+        ));
     }
     ensure!(
+        REOPEN,
         before.digest() == after.digest(),
         "digests differ although the dumps are equal"
     );
+    Ok(())
+}
+
+fn state_survives_close_and_reopen(case: &Case) -> Check {
+    write_every_table(case)?;
+    reopening_changes_nothing(case)?;
     if let Some(path) = case.database.sqlite_path() {
-        let connection = rusqlite::Connection::open(path)?;
-        let integrity: String =
-            connection.query_row("PRAGMA integrity_check", [], |row| row.get(0))?;
-        ensure!(integrity == "ok", "PRAGMA integrity_check says {integrity}");
-        drop(connection);
+        let integrity: String = rusqlite::Connection::open(path)
+            .and_then(|connection| {
+                connection.query_row("PRAGMA integrity_check", [], |row| row.get(0))
+            })
+            .map_err(Failure::harness)?;
+        ensure!(
+            REOPEN,
+            integrity == "ok",
+            "PRAGMA integrity_check says {integrity}"
+        );
         check_with_sqlite3_shell(path)?;
     }
+    case.check_invariants(Phase::Running)
+}
+
+/// Every piece of state non-trivial at once: the breaker tripped with failures counted, a
+/// position open (counters held), pnl realised today, mid-day; reopening changes nothing,
+/// and the reopened book still refuses to place while the breaker is open.
+fn a_busy_book_survives_reopening(case: &Case) -> Check {
+    let mut book = case.open()?;
+    case.clock.advance(book::clock::DAY_MS / 2 + 1_234);
+    let losing = placed_intent(book.submit(&signal("w-0001", 60_000))?)?;
+    placed_intent(book.submit(&signal("w-0002", 120_000))?)?;
+    book.close_position(&losing, 4_100_000, Some("close-1"))?;
+    book.trip_breaker(TripReason::ManualTrip, "alice", Some("trip-1"))?;
+    book.trip_breaker(TripReason::PositionTrackingFailed, "book", Some("trip-2"))?;
+    let state = book.state()?;
+    drop(book);
+    let breaker = state
+        .breaker
+        .clone()
+        .unwrap_or(harness::protocol::BreakerState {
+            open: false,
+            reason: None,
+            failure_count: 0,
+        });
+    ensure!(
+        REOPEN,
+        breaker.open && breaker.failure_count == 2,
+        "the setup did not trip the breaker twice: {breaker:?}"
+    );
+    ensure!(
+        REOPEN,
+        state.counters.open_count == 1,
+        "the setup did not leave one position open: {:?}",
+        state.counters
+    );
+    ensure!(
+        REOPEN,
+        state.daily.iter().any(|daily| daily.pnl != 0),
+        "the setup realised no pnl: {:?}",
+        state.daily
+    );
+    reopening_changes_nothing(case)?;
+    let mut book = case.open()?;
+    ensure!(
+        REOPEN,
+        book.state()? == state,
+        "the reopened book reports another state"
+    );
+    let refused = book.submit(&signal("w-0003", 180_000));
+    ensure!(
+        REOPEN,
+        matches!(
+            &refused,
+            Err(Problem {
+                kind: ProblemKind::BreakerOpen,
+                ..
+            })
+        ),
+        "the reopened book placed while its breaker was open: {refused:?}"
+    );
     case.check_invariants(Phase::Running)
 }
 
@@ -234,11 +327,13 @@ fn check_with_sqlite3_shell(path: &std::path::Path) -> Check {
     };
     let stdout = String::from_utf8_lossy(&output.stdout);
     ensure!(
+        REOPEN,
         output.status.success(),
         "sqlite3 failed on the book's file: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     ensure!(
+        REOPEN,
         stdout == "ok\n2\n",
         "sqlite3 read the book's file as {stdout:?}, expected integrity ok and 2 intents"
     );
@@ -246,39 +341,28 @@ fn check_with_sqlite3_shell(path: &std::path::Path) -> Check {
 }
 
 /// Submits `signal` a second time and requires the first intent back with nothing sent.
-fn submit_again(
-    case: &Case,
-    book: &mut dyn harness::Subject,
-    signal: &Signal,
-    first: &str,
-) -> Check {
+fn submit_again(case: &Case, book: &mut dyn Subject, signal: &Signal, first: &str) -> Check {
     let again = book.submit(signal);
     let same = matches!(&again, Ok(Outcome::Existing { intent_id, status: IntentStatus::Completed }) if intent_id == first);
     ensure!(
+        SAME_INTENT,
         same,
         "submitting the same signal again gave {again:?}: not the same intent {first}"
     );
     let placements = case.venue.placements();
     ensure!(
+        SAME_INTENT,
         placements.len() == 1,
         "the venue received {} placements for one signal: a second order ({placements:?})",
         placements.len()
     );
     let orders = case.dump()?.table("orders").rows.len();
     ensure!(
+        SAME_INTENT,
         orders == 1,
         "the book records {orders} orders for one signal: a second order"
     );
     Ok(())
-}
-
-fn placed_intent(outcome: Outcome) -> Result<String, harness::Failure> {
-    match outcome {
-        Outcome::Placed { intent_id, .. } => Ok(intent_id),
-        other => Err(harness::Failure(format!(
-            "a fresh signal must be placed, got {other:?}"
-        ))),
-    }
 }
 
 fn same_signal_twice_is_one_intent(case: &Case) -> Check {
@@ -288,6 +372,7 @@ fn same_signal_twice_is_one_intent(case: &Case) -> Check {
     let first = placed_intent(outcome.clone())?;
     let placements = case.venue.placements();
     ensure!(
+        SAME_INTENT,
         matches!(&outcome, Outcome::Placed { client_order_id, .. } if placements == [client_order_id.clone()]),
         "the book reported {outcome:?} but the venue received {placements:?}"
     );
@@ -312,6 +397,7 @@ fn fresh_database_gets_every_migration(case: &Case) -> Check {
     let applied = migrate::applied(case.connect()?.as_mut())?;
     let known = migrate::migrations(case.backend());
     ensure!(
+        MIGRATIONS,
         applied.len() == known.len(),
         "{} migrations applied, {} known",
         applied.len(),
@@ -319,12 +405,14 @@ fn fresh_database_gets_every_migration(case: &Case) -> Check {
     );
     for (row, migration) in applied.iter().zip(known) {
         ensure!(
+            MIGRATIONS,
             row.version == migration.version && row.name == migration.name,
             "applied {row:?}, expected version {} ({})",
             migration.version,
             migration.name
         );
         ensure!(
+            MIGRATIONS,
             row.checksum == migration.checksum(),
             "migration {} recorded checksum {}, embeds {}",
             row.version,
@@ -340,12 +428,14 @@ fn migrations_rerun_is_a_no_op(case: &Case) -> Check {
     let before = case.dump()?;
     let report = migrate::migrate(case.connect()?.as_mut())?;
     ensure!(
+        MIGRATIONS,
         report.applied_versions.is_empty(),
         "a re-run applied {:?}",
         report.applied_versions
     );
     let after = case.dump()?;
     ensure!(
+        MIGRATIONS,
         before == after,
         "a migration re-run changed the book: {:?}",
         before.first_difference(&after)
@@ -359,23 +449,27 @@ fn expect_refused(case: &Case, wanted: ProblemKind, words: &str) -> Check {
     match case.open() {
         Err(problem) if problem.kind == wanted => {
             ensure!(
+                MIGRATIONS,
                 problem.message.contains(words),
                 "the refusal does not say {words:?}: {problem}"
             );
         }
         Err(other) => {
-            return Err(harness::Failure(format!(
-                "refused with the wrong error: {other}"
-            )))
+            return Err(Failure::new(
+                MIGRATIONS,
+                format!("refused with the wrong problem: {other:?}"),
+            ))
         }
         Ok(_) => {
-            return Err(harness::Failure(
-                "the book opened a database it must refuse".to_owned(),
+            return Err(Failure::new(
+                MIGRATIONS,
+                "the book opened a database it must refuse",
             ))
         }
     }
     let after = case.dump()?;
     ensure!(
+        MIGRATIONS,
         before == after,
         "the refused open changed the database: {:?}",
         before.first_difference(&after)
@@ -408,7 +502,7 @@ fn checksum_drift_is_refused(case: &Case) -> Check {
         "UPDATE schema_migrations SET checksum = 'edited-after-apply' WHERE version = 1",
         &[],
     )?;
-    ensure!(changed == 1, "no migration 1 to tamper with");
+    ensure!(MIGRATIONS, changed == 1, "no migration 1 to tamper with");
     transaction.commit()?;
     drop(store);
     expect_refused(
@@ -425,11 +519,13 @@ fn every_migration_steps_down(case: &Case) -> Check {
     for target in (0..latest).rev() {
         let reverted = migrate::migrate_down(store.as_mut(), target)?;
         ensure!(
+            MIGRATIONS,
             reverted == vec![target + 1],
             "stepping down to {target} reverted {reverted:?}"
         );
         let applied = migrate::applied(store.as_mut())?;
         ensure!(
+            MIGRATIONS,
             applied.last().map_or(0, |row| row.version) == target,
             "after stepping down to {target}: {applied:?}"
         );
@@ -438,6 +534,7 @@ fn every_migration_steps_down(case: &Case) -> Check {
     let mut transaction = store.transaction(Isolation::Write)?;
     let gone = transaction.query("SELECT COUNT(*) FROM intents", &[]);
     ensure!(
+        MIGRATIONS,
         gone.is_err(),
         "table intents still exists after every down step"
     );

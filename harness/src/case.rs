@@ -14,31 +14,106 @@ use crate::subject::{self, Subject, SubjectKind};
 use crate::venue::SimVenue;
 use crate::SimClock;
 
-/// Why a check failed, in words a person can act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure(pub String);
+/// Names of the checks that are not invariants. Invariants are named in
+/// [`crate::invariants`]; a gate's own checks name themselves in `ensure!`.
+pub mod check {
+    /// The harness itself failed (a database it could not read, a file it could not
+    /// write): never counts as catching a mutant.
+    pub const HARNESS: &str = "harness";
+    /// The book failed a request it should have answered (an error that is not a refusal
+    /// the scenario expects).
+    pub const BOOK_ANSWERED: &str = "book_answered";
+    /// The book's state differs from the independent model's.
+    pub const MODEL_STATE: &str = "model_state";
+    /// The book answered differently from what the model expected (a placement where a
+    /// refusal was due, a refusal where a placement was due).
+    pub const MODEL_ANSWER: &str = "model_answer";
+    /// A crashed and recovered book differs from the uninterrupted one.
+    pub const CRASH_EQUALS_UNINTERRUPTED: &str = "crash_equals_uninterrupted";
+    pub const SAME_SEED_SAME_BOOK: &str = "same_seed_same_book";
+    pub const REBUILD_FROM_EVENTS: &str = "rebuild_from_events";
+}
 
-impl std::fmt::Display for Failure {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.write_str(&self.0)
+/// Why a check failed: the names of the checks that failed (a mutant counts as caught only
+/// when the check meant to catch it is among them), and words a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub checks: Vec<&'static str>,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(check: &'static str, message: impl Into<String>) -> Failure {
+        Failure {
+            checks: vec![check],
+            message: message.into(),
+        }
+    }
+
+    /// The harness could not do its work.
+    pub fn harness(error: impl std::fmt::Display) -> Failure {
+        Failure::new(check::HARNESS, error.to_string())
+    }
+
+    /// The same failure, its message prefixed with where it happened.
+    pub fn context(mut self, prefix: impl std::fmt::Display) -> Failure {
+        self.message = format!("{prefix}: {}", self.message);
+        self
+    }
+
+    /// The same failure, `suffix` appended to its message (a trace, a repro command).
+    pub fn append(mut self, suffix: impl std::fmt::Display) -> Failure {
+        self.message = format!("{}\n{suffix}", self.message);
+        self
+    }
+
+    pub fn failed(&self, check: &str) -> bool {
+        self.checks.contains(&check)
     }
 }
 
-impl<E: std::error::Error> From<E> for Failure {
-    fn from(error: E) -> Failure {
-        Failure(error.to_string())
+impl std::fmt::Display for Failure {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "[{}] {}", self.checks.join(", "), self.message)
+    }
+}
+
+impl From<Problem> for Failure {
+    fn from(problem: Problem) -> Failure {
+        Failure::new(
+            check::BOOK_ANSWERED,
+            format!("the book answered {:?}: {problem}", problem.kind),
+        )
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Failure {
+        Failure::harness(error)
+    }
+}
+
+impl From<book::migrate::MigrateError> for Failure {
+    fn from(error: book::migrate::MigrateError) -> Failure {
+        Failure::harness(error)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(error: std::io::Error) -> Failure {
+        Failure::harness(error)
     }
 }
 
 /// What every check returns.
 pub type Check = Result<(), Failure>;
 
-/// Fails the check with a message unless `condition` holds.
+/// Fails the check named `$check` with a message unless `condition` holds.
 #[macro_export]
 macro_rules! ensure {
-    ($condition:expr, $($message:tt)+) => {
+    ($check:expr, $condition:expr, $($message:tt)+) => {
         if !$condition {
-            return Err($crate::Failure(format!($($message)+)));
+            return Err($crate::Failure::new($check, format!($($message)+)));
         }
     };
 }
@@ -47,7 +122,11 @@ macro_rules! ensure {
 pub struct Case {
     pub gate: &'static str,
     pub test: String,
+    /// Drives the scenario and the venue.
     pub seed: Seed,
+    /// The book's run identity (its run id and the seed mixed into its intent ids): the
+    /// case's seed unless a check compares runs that differ only in their scenario.
+    pub run: Seed,
     pub database: Database,
     pub clock: SimClock,
     /// The venue's state outlives every book opened on this case (as a real exchange does).
@@ -63,6 +142,7 @@ impl Case {
             gate,
             test: test.to_owned(),
             seed,
+            run: seed,
             database,
             clock: SimClock::starting_at(0),
             venue: SimVenue::new(),
@@ -74,8 +154,7 @@ impl Case {
     /// A case like this one (gate, test, backend, mutant, subject) on a fresh database, for
     /// `seed`, with a venue whose partial fills come from that seed.
     pub fn fresh(&self, seed: Seed) -> Result<Case, Failure> {
-        let database =
-            Database::create(self.backend()).map_err(|unavailable| Failure(unavailable.reason))?;
+        let database = Database::create(self.backend()).map_err(Failure::harness)?;
         Ok(Case {
             venue: SimVenue::with_partial_fills(seed),
             mutant: self.mutant,
@@ -96,11 +175,11 @@ impl Case {
     pub fn options(&self) -> BookOptions {
         BookOptions {
             run: RunSpec {
-                run_id: format!("run-{}", self.seed),
+                run_id: format!("run-{}", self.run),
                 mode: Mode::Paper,
                 dataset_sha: format!("dataset-{}", self.gate),
                 config_sha: "config-default".to_owned(),
-                seed: self.seed.0,
+                seed: self.run.0,
             },
             limits: Limits::default(),
             mutant: self.mutant,
@@ -132,14 +211,11 @@ impl Case {
         dump::dump(self.connect()?.as_mut())
     }
 
-    /// Dumps the book and checks every invariant of `phase`.
+    /// Dumps the book and checks every invariant of `phase` over its own tables.
     pub fn check_invariants(&self, phase: Phase) -> Check {
-        let violations = invariants::check(&self.dump()?, phase);
-        if violations.is_empty() {
-            return Ok(());
-        }
-        let lines: Vec<String> = violations.iter().map(ToString::to_string).collect();
-        Err(Failure(lines.join("\n")))
+        let dump = self.dump()?;
+        let violations = invariants::check(&dump, phase, &mut invariants::Tally::default());
+        invariants::failure(&violations).map_or(Ok(()), Err)
     }
 
     /// The command that reruns this case.

@@ -5,14 +5,16 @@
 use book::{CrashPlan, Firing};
 use protocol::{CrashPoint, CrashSite};
 use serde_json::Value as Json;
+use sha2::Digest as _;
 
 use crate::case::{Case, Failure};
 use crate::dump::Dump;
-use crate::runner::{self, Run};
-use crate::scenario::Step;
+use crate::runner::{self, Crashes, Run};
+use crate::scenario::{Scenario, Step};
 use crate::seed::Seed;
 use crate::settings::Settings;
 use crate::subject::SubjectKind;
+use crate::venue::Fault;
 
 /// How a crash happens. Each mode learns its sites from an uninterrupted run and runs on
 /// the subject kind it needs. (Room for the next modes: killing the database server under
@@ -75,30 +77,48 @@ pub const EXCLUDED_COLUMNS: &[(&str, &str, &str)] = &[(
     "recovery appends its own events (category recovery), so the log is longer by exactly those",
 )];
 
-/// Runs `steps` uninterrupted, in this process, with a recording plan: the reference book,
-/// every crash site it passed in order, and how many venue calls it made.
+/// Second crashes tried inside the recovery after each first crash, at most.
+pub const RECOVERY_SITES_MAX: usize = 2;
+
+/// Runs `scenario` uninterrupted: once on the reference book in this process with a
+/// recording plan (every crash site it passes, and how many venue calls it makes: where
+/// the crashed runs crash), and, when the case's subject is not that book (a mutant, a
+/// process), once more on the subject itself (what its crashed runs must end equal to).
+/// Learning the sites from the reference book means every crashed run exercises the
+/// subject under test.
 pub fn uninterrupted(
     template: &Case,
     seed: Seed,
-    steps: &[Step],
+    scenario: &Scenario,
 ) -> Result<Uninterrupted, Failure> {
-    let mut case = template.fresh(seed)?;
-    case.subject = SubjectKind::InProcess;
+    let mut reference = template.fresh(seed)?;
+    reference.subject = SubjectKind::InProcess;
+    reference.mutant = None;
     let plan = CrashPlan::recording();
-    let run = runner::run_with_plan(&case, steps, Some(&plan))?;
+    let crashes = Crashes {
+        plan: Some(plan.clone()),
+        ..Crashes::default()
+    };
+    let reference_run = runner::run_with(&reference, scenario, &crashes)?;
+    let run = if template.mutant.is_none() && template.subject == SubjectKind::InProcess {
+        reference_run
+    } else {
+        runner::run_scenario(&template.fresh(seed)?, scenario)?
+    };
     Ok(Uninterrupted {
         run,
         sites: plan.passed(),
-        venue_calls: case.venue.calls(),
+        venue_calls: reference.venue.calls(),
     })
 }
 
 #[derive(Debug)]
 pub struct Uninterrupted {
+    /// The subject's uninterrupted run.
     pub run: Run,
-    /// Crash points the book passed, in order.
+    /// Crash points the reference book passed, in order.
     pub sites: Vec<CrashSite>,
-    /// Venue calls the run made: one SIGKILL site after each reply.
+    /// Venue calls the reference book made: one SIGKILL site after each reply.
     pub venue_calls: u64,
 }
 
@@ -110,32 +130,110 @@ pub fn selected(sites: Vec<CrashSite>) -> Vec<CrashSite> {
         return vec![site.clone()];
     }
     match settings.crash_sites {
-        Some(limit) if sites.len() > limit => (0..limit)
-            .map(|index| sites[index * sites.len() / limit].clone())
-            .collect(),
-        _ => sites,
+        Some(limit) => thinned(sites, limit),
+        None => sites,
     }
 }
 
-/// Runs `steps` on a fresh database, crashing once at `site`.
+/// At most `limit` of `sites`, evenly spread.
+pub fn thinned(sites: Vec<CrashSite>, limit: usize) -> Vec<CrashSite> {
+    if sites.len() <= limit {
+        return sites;
+    }
+    (0..limit)
+        .map(|index| sites[index * sites.len() / limit].clone())
+        .collect()
+}
+
+/// One crashed run: where, whether recovery crashes too, how long the book is down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrashCase {
+    pub site: CrashSite,
+    /// A second crash, at this site of the recovery that follows the first.
+    pub in_recovery: Option<CrashSite>,
+    pub downtime_ms: i64,
+}
+
+impl CrashCase {
+    /// A crash at `site`; the seed decides how long the book stays down (none, a minute
+    /// and a half, or across a day boundary), so sweeps cover all three.
+    pub fn at(seed: Seed, site: CrashSite) -> CrashCase {
+        let draw = sha2::Sha256::digest(format!("{seed}/{site}").as_bytes())[0] % 4;
+        let downtime_ms = match draw {
+            0 => book::clock::DAY_MS,
+            1 => 90_000,
+            _ => 0,
+        };
+        CrashCase {
+            site,
+            in_recovery: None,
+            downtime_ms,
+        }
+    }
+}
+
+impl std::fmt::Display for CrashCase {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}", self.site)?;
+        if let Some(second) = &self.in_recovery {
+            write!(formatter, " then {second} in the recovery")?;
+        }
+        if self.downtime_ms > 0 {
+            write!(formatter, " (down {} ms)", self.downtime_ms)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `scenario` on a fresh database, crashing as `crash` says; without a second crash,
+/// the restart's recovery is recorded, so that the run names its sites.
 pub fn crashed_at(
     template: &Case,
     seed: Seed,
-    steps: &[Step],
-    site: &CrashSite,
+    scenario: &Scenario,
+    crash: &CrashCase,
 ) -> Result<Run, Failure> {
     let case = template.fresh(seed)?;
     // A process subject crashes its own way (an abort, or the harness's SIGKILL); the
     // firing here is for the in-process book.
-    let plan = CrashPlan::armed(site.clone(), Firing::Unwind);
-    let run = runner::run_with_plan(&case, steps, Some(&plan))?;
-    if run.crashed_at.as_ref() != Some(site) {
-        return Err(Failure(format!(
-            "the rerun never reached crash site {site}: the run is not deterministic\ntrace:\n{}",
+    let on_restart = match &crash.in_recovery {
+        Some(second) => CrashPlan::armed(second.clone(), Firing::Unwind),
+        None => CrashPlan::recording(),
+    };
+    let crashes = Crashes {
+        plan: Some(CrashPlan::armed(crash.site.clone(), Firing::Unwind)),
+        on_restart: Some(on_restart),
+        downtime_ms: crash.downtime_ms,
+    };
+    let run = runner::run_with(&case, scenario, &crashes)?;
+    let expected = 1 + usize::from(crash.in_recovery.is_some());
+    if run.crashed_at.len() != expected || run.crashed_at[0] != crash.site {
+        return Err(Failure::harness(format!(
+            "the rerun crashed at {:?}, not {crash}: the run is not deterministic\ntrace:\n{}",
+            run.crashed_at,
             run.trace.join("\n")
         )));
     }
     Ok(run)
+}
+
+/// Whether a crashed run must end where the uninterrupted one did. Not when time passed
+/// while the book was down (a trade may land on another day), nor when the scenario has a
+/// venue fault that counts look-ups (recovery's extra look-ups use it up, so the venue
+/// answers later ones differently): there the model is the oracle.
+pub fn comparable_with_uninterrupted(scenario: &Scenario, crash: &CrashCase) -> bool {
+    let counts_lookups = scenario.steps.iter().any(|step| {
+        matches!(
+            step,
+            Step::Fault(
+                Fault::LookupsFail { .. }
+                    | Fault::AppearsLate
+                    | Fault::FillsLate
+                    | Fault::FillsScrambled
+            )
+        )
+    });
+    crash.downtime_ms == 0 && !counts_lookups
 }
 
 /// The first difference between the recovered book and the uninterrupted one, apart from

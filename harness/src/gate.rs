@@ -7,7 +7,7 @@ use std::time::Instant;
 use book::store::Backend;
 use book::Mutant;
 
-use crate::case::{Case, Check, Failure};
+use crate::case::{check, Case, Check, Failure};
 use crate::database::Database;
 use crate::report::{self, CaseRecord, Kind, Outcome};
 use crate::settings::Settings;
@@ -17,8 +17,8 @@ pub fn run_check(gate: &'static str, backend: Backend, test: &str, check: fn(&Ca
     run(gate, backend, test, None, Kind::Check, |case| check(case));
 }
 
-/// Runs one check against `mutant` and passes only if the check fails with a message that
-/// contains `caught_by`, so a mutant "caught" by an unrelated error (a database that is
+/// Runs one check against `mutant` and passes only if the check named `caught_by` is among
+/// the checks that failed, so a mutant "caught" by an unrelated error (a database that is
 /// down, say) does not count.
 pub fn run_mutant(
     gate: &'static str,
@@ -28,23 +28,35 @@ pub fn run_mutant(
     target: (&str, fn(&Case) -> Check),
     caught_by: &str,
 ) {
-    run(gate, backend, test, Some(mutant), Kind::Mutant, |case| {
-        match (target.1)(case) {
-            Ok(()) => Err(Failure(format!(
-                "mutant {} survived: the check passed against a deliberately broken book",
-                mutant.name()
-            ))),
-            Err(Failure(message)) if message.contains(caught_by) => {
-                println!("mutant {} caught: {message}", mutant.name());
+    run(
+        gate,
+        backend,
+        test,
+        Some(mutant),
+        Kind::Mutant,
+        |case| match (target.1)(case) {
+            Ok(()) => Err(Failure::new(
+                check::HARNESS,
+                format!(
+                    "mutant {} survived: {} passed against a deliberately broken book",
+                    mutant.name(),
+                    target.0
+                ),
+            )),
+            Err(failure) if failure.failed(caught_by) => {
+                println!("mutant {} caught by {caught_by}: {failure}", mutant.name());
                 println!("watch it fail: {}", case.repro().with_test(target.0));
                 Ok(())
             }
-            Err(Failure(message)) => Err(Failure(format!(
-                "mutant {} failed the check for another reason than expected (wanted {caught_by:?}): {message}",
-                mutant.name()
-            ))),
-        }
-    });
+            Err(failure) => Err(Failure::new(
+                check::HARNESS,
+                format!(
+                    "mutant {} failed other checks than {caught_by}: {failure}",
+                    mutant.name()
+                ),
+            )),
+        },
+    );
 }
 
 /// Runs `operations` on `backend` and on the embedded backend with the same seed and
@@ -58,18 +70,19 @@ pub fn run_differential(
 ) {
     run(gate, backend, test, None, Kind::Check, |other| {
         let embedded = Backend::embedded();
-        let database =
-            Database::create(embedded).map_err(|unavailable| Failure(unavailable.reason))?;
+        let database = Database::create(embedded).map_err(Failure::harness)?;
         let reference = Case::new(gate, test, other.seed, database);
         operations(&reference)?;
         operations(other)?;
         let (reference_dump, other_dump) = (reference.dump()?, other.dump()?);
         if let Some(difference) = reference_dump.first_difference(&other_dump) {
-            return Err(Failure(format!(
-                "{embedded} (left) and {backend} (right) dumps differ: {difference}"
-            )));
+            return Err(Failure::new(
+                "backends_agree",
+                format!("{embedded} (left) and {backend} (right) dumps differ: {difference}"),
+            ));
         }
         crate::ensure!(
+            "backends_agree",
             reference_dump.render() == other_dump.render(),
             "dump texts differ although their rows are equal"
         );
@@ -107,7 +120,9 @@ fn run(
         seed: settings.seed.to_string(),
         millis: 0,
         repro: repro.to_string(),
+        coverage: Default::default(),
     };
+    report::take_coverage();
     println!("{}", first_line(gate, backend, test, mutant, settings));
     let database = match Database::create(backend) {
         Ok(database) => database,
@@ -116,12 +131,18 @@ fn run(
     let mut case = Case::new(gate, test, settings.seed, database);
     case.mutant = mutant;
     case.subject = settings.subject;
-    let result = catch_unwind(AssertUnwindSafe(|| body(&case)))
-        .unwrap_or_else(|panic| Err(Failure(format!("panicked: {}", panic_message(&panic)))));
+    let result = catch_unwind(AssertUnwindSafe(|| body(&case))).unwrap_or_else(|panic| {
+        Err(Failure::harness(format!(
+            "panicked: {}",
+            panic_message(&panic)
+        )))
+    });
     record.millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    record.coverage = report::take_coverage().counts;
     // Drop the database (and a cluster only this case used) before reporting.
     drop(case);
-    if let Err(Failure(message)) = result {
+    if let Err(failure) = result {
+        let message = failure.to_string();
         record.outcome = Outcome::Fail;
         record.detail = Some(message.clone());
         report::write(&record);

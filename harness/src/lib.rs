@@ -6,11 +6,13 @@
 //! the environment is read.
 
 pub mod case;
+pub mod coverage;
 pub mod crash;
 pub mod database;
 pub mod dump;
 pub mod gate;
 pub mod invariants;
+pub mod model;
 pub mod rebuild;
 pub mod report;
 pub mod runner;
@@ -18,6 +20,7 @@ pub mod scenario;
 pub mod secret;
 pub mod seed;
 pub mod settings;
+pub mod state;
 pub mod subject;
 pub mod venue;
 
@@ -25,7 +28,7 @@ pub use book;
 pub use book::store::Backend;
 pub use protocol;
 
-pub use crate::case::{Case, Check, Failure};
+pub use crate::case::{check, Case, Check, Failure};
 pub use crate::dump::Dump;
 pub use crate::gate::{run_check, run_differential, run_mutant};
 pub use crate::invariants::Phase;

@@ -25,6 +25,7 @@ pub const REBUILT_TABLES: &[&str] = &[
     "daily_limits",
     "last_signals",
     "checkpoints",
+    "operator_commands",
 ];
 
 type Row = BTreeMap<&'static str, Value>;
@@ -265,14 +266,8 @@ fn position_closed(tables: &mut Tables, ts: i64, payload: &Json) -> Result<(), S
     position.insert("exit_price", Value::Int(int(payload, "exit_price")?));
     position.insert("realized_pnl", Value::Int(pnl));
     position.insert("updated_ts", Value::Int(ts));
-    if let Some(orders) = tables.tables.get_mut("orders") {
-        for order in orders
-            .values_mut()
-            .filter(|order| order.get("intent_id") == Some(&intent_id))
-        {
-            order.insert("status", Value::from("closed"));
-        }
-    }
+    let answer = serde_json::json!({ "realized_pnl": pnl }).to_string();
+    command(tables, ts, payload, "close_position", &answer);
     let notional = notional(tables, &intent_id)?;
     let counters = tables.row("position_counters", &[Value::Int(1)])?;
     add(counters, "open_count", -1);
@@ -298,6 +293,12 @@ fn breaker_moved(
     } else {
         breaker.insert("reason", Value::Null);
     }
+    let kind = if to_state == "OPEN" {
+        "trip_breaker"
+    } else {
+        "reset_breaker"
+    };
+    command(tables, ts, payload, kind, "null");
     let seq = tables.tables.get("breaker_audit").map_or(0, BTreeMap::len) as i64 + 1;
     tables.put(
         "breaker_audit",
@@ -315,6 +316,7 @@ fn breaker_moved(
 }
 
 fn checkpoint_written(tables: &mut Tables, ts: i64, payload: &Json) -> Result<(), String> {
+    command(tables, ts, payload, "checkpoint", "null");
     let name = Value::Text(text(payload, "name")?);
     tables.put(
         "checkpoints",
@@ -326,6 +328,24 @@ fn checkpoint_written(tables: &mut Tables, ts: i64, payload: &Json) -> Result<()
         ]),
     );
     Ok(())
+}
+
+/// An operator command applied with an id is recorded with its answer.
+fn command(tables: &mut Tables, ts: i64, payload: &Json, kind: &str, answer: &str) {
+    let Some(command_id) = payload.get("command_id").and_then(Json::as_str) else {
+        return;
+    };
+    let command_id = Value::from(command_id);
+    tables.put(
+        "operator_commands",
+        vec![command_id.clone()],
+        row(&[
+            ("command_id", command_id),
+            ("kind", Value::from(kind)),
+            ("answer", Value::from(answer)),
+            ("ts", Value::Int(ts)),
+        ]),
+    );
 }
 
 fn reserved(tables: &mut Tables, ts: i64, run_id: &Value, payload: &Json) -> Result<(), String> {

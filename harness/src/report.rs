@@ -4,9 +4,14 @@
 //! written and the test outcome alone tells.
 //!
 //! Format (one object per file): `{"gate", "backend", "test", "kind": "check"|"mutant",
-//! "outcome": "pass"|"fail"|"skip", "detail", "seed", "millis", "repro"}`.
+//! "outcome": "pass"|"fail"|"skip", "detail", "seed", "millis", "repro", "coverage"}`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::coverage::Coverage;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -36,6 +41,25 @@ pub struct CaseRecord {
     pub millis: u64,
     /// The one command that reruns this case.
     pub repro: String,
+    /// What the case's runs covered (see `harness::coverage`).
+    #[serde(default)]
+    pub coverage: BTreeMap<String, u64>,
+}
+
+thread_local! {
+    /// The coverage of the case running on this thread (a case runs on one thread: its
+    /// own process under nextest, its own thread under `cargo test`).
+    static COVERAGE: RefCell<Coverage> = RefCell::new(Coverage::default());
+}
+
+/// Adds a run's coverage to the running case's.
+pub fn coverage(coverage: &Coverage) {
+    COVERAGE.with(|total| total.borrow_mut().merge(coverage));
+}
+
+/// The running case's coverage so far, and a fresh start.
+pub fn take_coverage() -> Coverage {
+    COVERAGE.with(|total| std::mem::take(&mut *total.borrow_mut()))
 }
 
 /// Writes `record` if a results directory was given. A failure to write is reported on

@@ -1,15 +1,21 @@
-//! Seeded scenarios: bounded sequences of steps over a few strategies, symbols and market
-//! windows. Written as proptest strategies so that a failing scenario shrinks to a minimal
-//! one; a seed picks one scenario deterministically.
+//! Seeded scenarios: the book's limits and a bounded sequence of steps over a few
+//! strategies, symbols and market windows. Written as proptest strategies so that a
+//! failing scenario shrinks to a minimal one; a seed picks one scenario deterministically.
+//!
+//! Time moves: ticks advance the clock, and a signal's market window and bar follow the
+//! clock, so windows a strategy entered pass and new ones open. The limits are small enough
+//! that default scenarios reach them (max open, max exposure, the daily loss).
 
+use book::Limits;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
 use protocol::{Side, Signal};
 
+use crate::case::Failure;
 use crate::seed::Seed;
 use crate::settings::Settings;
-use crate::venue::Fault;
+use crate::venue::{Fault, LookupError};
 
 /// The most steps a default scenario has (a seed picks 1 to this many, so that a failing
 /// scenario can shrink by dropping steps).
@@ -19,8 +25,15 @@ pub const SHRINK_ITERATIONS_MAX: usize = 256;
 
 const STRATEGIES: [&str; 2] = ["momentum", "meanrev"];
 const SYMBOLS: [(&str, i64); 2] = [("BTC-USD", 4_200_000), ("ETH-USD", 310_000)];
-const WINDOWS: usize = 6;
 const BAR_MS: i64 = 60_000;
+/// A market window: a strategy enters it at most once.
+pub const WINDOW_MS: i64 = 3 * BAR_MS;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scenario {
+    pub limits: Limits,
+    pub steps: Vec<Step>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
@@ -34,11 +47,12 @@ pub enum Step {
     Repeat {
         back: usize,
     },
-    /// The venue misbehaves on the next placement.
+    /// The venue misbehaves (see [`Fault`]).
     Fault(Fault),
     /// The venue fills the rest of partly filled orders; the book syncs its fills.
     SyncFills,
-    /// Close the `pick`-th open position (modulo how many are open), `offset` from entry.
+    /// Close the `pick`-th open position (modulo how many are open), `offset` millionths
+    /// from its entry price.
     Close {
         pick: usize,
         offset: i64,
@@ -65,7 +79,7 @@ impl std::fmt::Display for Step {
                 signal.bar_t
             ),
             Step::Repeat { back } => write!(formatter, "repeat the signal {back} back"),
-            Step::Fault(fault) => write!(formatter, "arm venue fault {fault:?}"),
+            Step::Fault(fault) => write!(formatter, "venue: {fault}"),
             Step::SyncFills => formatter.write_str("venue fills the rest; sync fills"),
             Step::Close { pick, offset } => {
                 write!(formatter, "close open position #{pick} at entry{offset:+}")
@@ -78,60 +92,155 @@ impl std::fmt::Display for Step {
     }
 }
 
-fn signal_strategy() -> impl Strategy<Value = Signal> {
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let limits = self.limits;
+        writeln!(
+            formatter,
+            "limits: max open {}, max exposure {}, max daily loss {}",
+            limits.max_open, limits.max_exposure, limits.max_daily_loss
+        )?;
+        for (index, step) in self.steps.iter().enumerate() {
+            writeln!(formatter, "  {}. {step}", index + 1)?;
+        }
+        Ok(())
+    }
+}
+
+/// A signal before it is placed in time: which window ahead of the current one, which bar
+/// of it.
+#[derive(Debug, Clone)]
+struct Draft {
+    strategy: usize,
+    symbol: usize,
+    windows_ahead: i64,
+    bar: i64,
+    side: Side,
+    size: i64,
+    offset: i64,
+}
+
+#[derive(Debug, Clone)]
+enum RawStep {
+    Signal(Draft),
+    Other(Step),
+}
+
+fn draft_strategy() -> impl Strategy<Value = Draft> {
     (
         0..STRATEGIES.len(),
         0..SYMBOLS.len(),
-        0..WINDOWS,
+        0_i64..=1,
+        0_i64..3,
         prop_oneof![Just(Side::Buy), Just(Side::Sell)],
         1_i64..=5,
         -50_000_i64..=50_000,
-        0_i64..20,
     )
-        .prop_map(|(strategy, symbol, window, side, size, offset, bar)| {
-            let (symbol, base) = SYMBOLS[symbol];
-            Signal {
-                strategy: STRATEGIES[strategy].to_owned(),
-                symbol: symbol.to_owned(),
-                window_id: format!("w-{window}"),
+        .prop_map(
+            |(strategy, symbol, windows_ahead, bar, side, size, offset)| Draft {
+                strategy,
+                symbol,
+                windows_ahead,
+                bar,
                 side,
                 size,
-                price: base + offset * base / 1_000_000,
-                bar_t: bar * BAR_MS,
-                params: "v1".to_owned(),
-            }
-        })
+                offset,
+            },
+        )
 }
 
 fn fault_strategy() -> impl Strategy<Value = Fault> {
+    let lookup = prop_oneof![
+        Just(LookupError::Timeout),
+        Just(LookupError::RateLimited),
+        Just(LookupError::Internal)
+    ];
     prop_oneof![
-        Just(Fault::Reject),
-        Just(Fault::TimeoutAfterAccept),
-        Just(Fault::RateLimited { status: 429 }),
-        Just(Fault::RateLimited { status: 503 }),
-        Just(Fault::Internal),
-        Just(Fault::ReplayFill),
+        2 => Just(Fault::Reject),
+        1 => Just(Fault::RateLimited { status: 429, retry_after_ms: 2_000 }),
+        1 => Just(Fault::RateLimited { status: 503, retry_after_ms: 5_000 }),
+        1 => Just(Fault::Internal),
+        2 => Just(Fault::TimeoutAfterAccept),
+        1 => Just(Fault::InternalAfterAccept),
+        2 => Just(Fault::AppearsLate),
+        1 => Just(Fault::ReplayFill),
+        1 => Just(Fault::PartialFill),
+        3 => (lookup, 1_u8..=2).prop_map(|(error, calls)| Fault::LookupsFail { error, calls }),
+        2 => Just(Fault::Expire),
+        1 => Just(Fault::FillsLate),
+        1 => Just(Fault::FillsScrambled),
     ]
 }
 
-/// One step; signals dominate, as in a real session.
-pub fn step_strategy() -> impl Strategy<Value = Step> {
+fn raw_step_strategy() -> impl Strategy<Value = RawStep> {
     prop_oneof![
-        8 => signal_strategy().prop_map(Step::Signal),
-        3 => (1_i64..=120).prop_map(|seconds| Step::Tick { advance_ms: seconds * 1_000 }),
-        2 => (1_usize..=3).prop_map(|back| Step::Repeat { back }),
-        2 => fault_strategy().prop_map(Step::Fault),
-        2 => Just(Step::SyncFills),
-        2 => (0_usize..4, -20_000_i64..=20_000).prop_map(|(pick, offset)| Step::Close { pick, offset }),
-        1 => Just(Step::RollDay),
-        1 => Just(Step::Trip),
-        1 => Just(Step::Reset),
-        1 => Just(Step::Checkpoint),
+        8 => draft_strategy().prop_map(RawStep::Signal),
+        3 => (10_i64..=300).prop_map(|seconds| RawStep::Other(Step::Tick { advance_ms: seconds * 1_000 })),
+        2 => (1_usize..=3).prop_map(|back| RawStep::Other(Step::Repeat { back })),
+        5 => fault_strategy().prop_map(|fault| RawStep::Other(Step::Fault(fault))),
+        2 => Just(RawStep::Other(Step::SyncFills)),
+        3 => (0_usize..4, -20_000_i64..=20_000).prop_map(|(pick, offset)| RawStep::Other(Step::Close { pick, offset })),
+        1 => Just(RawStep::Other(Step::RollDay)),
+        1 => Just(RawStep::Other(Step::Trip)),
+        1 => Just(RawStep::Other(Step::Reset)),
+        1 => Just(RawStep::Other(Step::Checkpoint)),
     ]
 }
 
-pub fn scenario_strategy(steps_max: usize) -> impl Strategy<Value = Vec<Step>> {
-    proptest::collection::vec(step_strategy(), 1..=steps_max.max(1))
+fn limits_strategy() -> impl Strategy<Value = Limits> {
+    (
+        2_i64..=4,
+        prop_oneof![Just(12_000_000_i64), Just(25_000_000), Just(60_000_000)],
+        prop_oneof![Just(150_000_i64), Just(400_000), Just(1_000_000)],
+    )
+        .prop_map(|(max_open, max_exposure, max_daily_loss)| Limits {
+            max_open,
+            max_exposure,
+            max_daily_loss,
+        })
+}
+
+/// Places signals in time: the window a signal is for follows the clock (ticks and day
+/// rolls move it), so the windows a strategy entered pass and new ones open.
+fn in_time(raw: Vec<RawStep>) -> Vec<Step> {
+    let mut elapsed_ms = 0;
+    raw.into_iter()
+        .map(|step| match step {
+            RawStep::Signal(draft) => {
+                let window = elapsed_ms / WINDOW_MS + draft.windows_ahead;
+                let (symbol, base) = SYMBOLS[draft.symbol];
+                Step::Signal(Signal {
+                    strategy: STRATEGIES[draft.strategy].to_owned(),
+                    symbol: symbol.to_owned(),
+                    window_id: format!("w-{window}"),
+                    side: draft.side,
+                    size: draft.size,
+                    price: base + draft.offset * base / 1_000_000,
+                    bar_t: window * WINDOW_MS + draft.bar * BAR_MS,
+                    params: "v1".to_owned(),
+                })
+            }
+            RawStep::Other(step) => {
+                match &step {
+                    Step::Tick { advance_ms } => elapsed_ms += advance_ms,
+                    Step::RollDay => elapsed_ms += book::clock::DAY_MS,
+                    _ => {}
+                }
+                step
+            }
+        })
+        .collect()
+}
+
+pub fn scenario_strategy(steps_max: usize) -> impl Strategy<Value = Scenario> {
+    (
+        limits_strategy(),
+        proptest::collection::vec(raw_step_strategy(), 1..=steps_max.max(1)),
+    )
+        .prop_map(|(limits, raw)| Scenario {
+            limits,
+            steps: in_time(raw),
+        })
 }
 
 /// `--steps` (`BOOKPROOF_STEPS`) if given, else `default`.
@@ -144,44 +253,44 @@ fn runner_for(seed: Seed) -> TestRunner {
 }
 
 /// The scenario a seed stands for.
-pub fn generate(seed: Seed, steps: usize) -> Vec<Step> {
-    generate_tree(seed, steps).current()
+pub fn generate(seed: Seed, steps_max: usize) -> Scenario {
+    generate_tree(seed, steps_max).current()
 }
 
-fn generate_tree(seed: Seed, steps: usize) -> impl ValueTree<Value = Vec<Step>> {
-    match scenario_strategy(steps).new_tree(&mut runner_for(seed)) {
+fn generate_tree(seed: Seed, steps_max: usize) -> impl ValueTree<Value = Scenario> {
+    match scenario_strategy(steps_max).new_tree(&mut runner_for(seed)) {
         Ok(tree) => tree,
         // A vec of fixed length over total strategies cannot be rejected.
         Err(reason) => unreachable!("scenario generation rejected: {reason}"),
     }
 }
 
-/// A failure, shrunk: the minimal steps and what the property said about them.
+/// A failure, shrunk: the minimal scenario and what the property said about it.
 #[derive(Debug, Clone)]
 pub struct Shrunk {
-    pub steps: Vec<Step>,
-    pub failure: String,
+    pub scenario: Scenario,
+    pub failure: Failure,
     pub original_len: usize,
     pub iterations: usize,
 }
 
 /// Shrinks the seed's scenario while `property` keeps failing, then reruns the minimal
-/// case to confirm it fails the same way (the same first line). `None` if the scenario
-/// passes. `property` must use fresh databases on each call.
+/// case to confirm it fails the same way (the same checks). `None` if the scenario passes.
+/// `property` must use fresh databases on each call.
 pub fn shrink(
     seed: Seed,
-    steps: usize,
-    property: &mut dyn FnMut(&[Step]) -> Result<(), String>,
-) -> Option<Result<Shrunk, String>> {
-    let mut tree = generate_tree(seed, steps);
+    steps_max: usize,
+    property: &mut dyn FnMut(&Scenario) -> Result<(), Failure>,
+) -> Option<Result<Shrunk, Failure>> {
+    let mut tree = generate_tree(seed, steps_max);
     let original = tree.current();
     let mut failure = property(&original).err()?;
     let mut iterations = 0;
     while iterations < SHRINK_ITERATIONS_MAX && tree.simplify() {
         iterations += 1;
         match property(&tree.current()) {
-            Err(smaller) => failure = smaller,
-            Ok(()) => {
+            Err(smaller) if smaller.checks == failure.checks => failure = smaller,
+            _ => {
                 if !tree.complicate() {
                     break;
                 }
@@ -189,17 +298,15 @@ pub fn shrink(
         }
     }
     let minimal = tree.current();
-    let first_line = |text: &str| text.lines().next().unwrap_or_default().to_owned();
     Some(match property(&minimal) {
-        Err(again) if first_line(&again) == first_line(&failure) => Ok(Shrunk {
-            original_len: original.len(),
-            steps: minimal,
+        Err(again) if again.checks == failure.checks => Ok(Shrunk {
+            original_len: original.steps.len(),
+            scenario: minimal,
             failure: again,
             iterations,
         }),
-        Err(other) => Err(format!("the shrunk scenario fails differently: {other}")),
-        Ok(()) => Err(
-            "the shrunk scenario passes on a rerun (the failure is not deterministic)".to_owned(),
-        ),
+        Err(other) => Err(other.context("the shrunk scenario fails differently")),
+        Ok(()) => Err(failure
+            .context("the shrunk scenario passes on a rerun (the failure is not deterministic)")),
     })
 }

@@ -1,6 +1,6 @@
 //! One `u64` seed drives a run. It prints as `0x` + 16 hex digits and parses back from the
-//! same (the `0x` is optional). Each subsystem draws from its own ChaCha stream keyed by the
-//! seed and the subsystem's name (the venue's fills from `stream("venue")`, the scenario's
+//! same (the `0x` is optional). Each subsystem draws from its own ChaCha stream keyed by
+//! sha256(seed, subsystem name) (the venue's fills from `stream("venue")`, the scenario's
 //! proptest generator from `proptest_rng("scenario")`), so changing how one subsystem draws
 //! does not shift the others.
 
@@ -22,23 +22,22 @@ pub struct BadSeed {
 }
 
 impl Seed {
-    /// A ChaCha stream for one subsystem (`"scenario"`, `"venue"`, `"crash"`).
+    /// A ChaCha stream for one subsystem (`"venue"`, `"crash"`, ...).
     pub fn stream(self, name: &str) -> ChaCha8Rng {
+        ChaCha8Rng::from_seed(self.key(name))
+    }
+
+    /// A ChaCha generator for the proptest strategies of one subsystem (`"scenario"`).
+    pub fn proptest_rng(self, name: &str) -> TestRng {
+        TestRng::from_seed(RngAlgorithm::ChaCha, &self.key(name))
+    }
+
+    /// sha256(seed, name): the key of one subsystem's stream.
+    fn key(self, name: &str) -> [u8; 32] {
         let mut hasher = Sha256::new();
         hasher.update(self.0.to_le_bytes());
         hasher.update(name.as_bytes());
-        ChaCha8Rng::from_seed(hasher.finalize().into())
-    }
-
-    /// A ChaCha generator for proptest strategies of one subsystem, keyed by the seed and
-    /// the subsystem's name (8 bytes each; the rest zero).
-    pub fn proptest_rng(self, name: &str) -> TestRng {
-        let mut key = [0_u8; 32];
-        key[..8].copy_from_slice(&self.0.to_le_bytes());
-        let name = name.as_bytes();
-        let length = name.len().min(8);
-        key[8..8 + length].copy_from_slice(&name[..length]);
-        TestRng::from_seed(RngAlgorithm::ChaCha, &key)
+        hasher.finalize().into()
     }
 }
 

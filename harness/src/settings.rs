@@ -18,6 +18,7 @@ pub const SEEDS: &str = "BOOKPROOF_SEEDS";
 pub const STEPS: &str = "BOOKPROOF_STEPS";
 pub const CRASH_AT: &str = "BOOKPROOF_CRASH_AT";
 pub const CRASH_SITES: &str = "BOOKPROOF_CRASH_SITES";
+pub const CRASH_IN_RECOVERY: &str = "BOOKPROOF_CRASH_IN_RECOVERY";
 pub const MUTANT: &str = "BOOKPROOF_MUTANT";
 pub const SUBJECT: &str = "BOOKPROOF_SUBJECT";
 pub const REQUIRE_POSTGRES: &str = "BOOKPROOF_REQUIRE_POSTGRES";
@@ -34,6 +35,7 @@ pub const ALL: &[&str] = &[
     STEPS,
     CRASH_AT,
     CRASH_SITES,
+    CRASH_IN_RECOVERY,
     MUTANT,
     SUBJECT,
     REQUIRE_POSTGRES,
@@ -60,6 +62,8 @@ pub struct Settings {
     pub crash_at: Option<CrashSite>,
     /// The crash gate crashes at most this many sites per scenario, evenly spread.
     pub crash_sites: Option<usize>,
+    /// With `crash_at`: the recovery after that crash crashes again, here.
+    pub crash_in_recovery: Option<CrashSite>,
     /// Run ordinary checks against this mutant (to watch a gate catch it).
     pub mutant: Option<Mutant>,
     /// How cases run the book by default.
@@ -115,6 +119,7 @@ impl Settings {
                 })
                 .transpose()?,
             crash_at: read(CRASH_AT).map(parse_crash_site).transpose()?,
+            crash_in_recovery: read(CRASH_IN_RECOVERY).map(parse_crash_site).transpose()?,
             crash_sites: read(CRASH_SITES)
                 .map(|(variable, value)| {
                     positive(variable, &value, u32::MAX.into()).map(|sites| sites as usize)
@@ -146,6 +151,7 @@ impl Settings {
             seed,
             steps: self.steps,
             crash_at: self.crash_at.clone(),
+            crash_in_recovery: self.crash_in_recovery.clone(),
             mutant: self.mutant,
             subject: self.subject,
         }
@@ -252,6 +258,7 @@ pub struct Repro {
     pub seed: Seed,
     pub steps: Option<usize>,
     pub crash_at: Option<CrashSite>,
+    pub crash_in_recovery: Option<CrashSite>,
     pub mutant: Option<Mutant>,
     pub subject: SubjectKind,
 }
@@ -269,6 +276,11 @@ impl Repro {
 
     pub fn with_crash_at(mut self, site: &CrashSite) -> Repro {
         self.crash_at = Some(site.clone());
+        self
+    }
+
+    pub fn with_crash_in_recovery(mut self, site: Option<&CrashSite>) -> Repro {
+        self.crash_in_recovery = site.cloned();
         self
     }
 
@@ -290,6 +302,9 @@ impl fmt::Display for Repro {
         }
         if let Some(site) = &self.crash_at {
             write!(formatter, " --crash-at '{site}'")?;
+        }
+        if let Some(site) = &self.crash_in_recovery {
+            write!(formatter, " --crash-in-recovery '{site}'")?;
         }
         if let Some(mutant) = self.mutant {
             write!(formatter, " --mutant {}", mutant.name())?;

@@ -1,32 +1,167 @@
-//! The simulated venue: the only mock, at the execution boundary. Deterministic: fills come
-//! from its own ChaCha stream (derived from the case's seed), faults from a plan the
-//! scenario arms one call at a time. Its state is shared by clones and so survives the book
-//! that used it, as an exchange outlives a crashed trading process.
+//! The simulated venue: the only mock, at the execution boundary, and the truth the book is
+//! checked against. Deterministic: fills come from its own ChaCha stream (derived from the
+//! case's seed), faults from steps the scenario arms. Its state is shared by clones and so
+//! survives the book that used it, as an exchange outlives a crashed trading process.
+//!
+//! It behaves like a real venue: a second placement of a client order id it holds is
+//! rejected as a duplicate; look-ups fail at times (timeout, 429 with Retry-After, 500); an
+//! order whose placement timed out may stay invisible to look-ups for a while; a 500 may
+//! come back for an order it accepted; it cancels on request and on expiry; fills show up
+//! late, twice or out of order. Every call and its reply go to a journal the harness's
+//! model reads, and every fault that takes effect is counted for the coverage report.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use protocol::{OrderRequest, Venue, VenueError, VenueFill, VenueOrder, VenuePosition};
+use protocol::{
+    OrderRequest, Venue, VenueCall, VenueError, VenueFill, VenueOrder, VenuePosition, VenueReply,
+};
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
 
 use crate::seed::Seed;
 
-/// What the venue does with the next new order (the next client order id it has not seen)
-/// instead of a plain acceptance. The fault sticks to that client order id: placing it
-/// again meets the same answer, as a venue that keeps refusing an order would give.
+/// Look-ups an order stays invisible for after a placement that [`Fault::AppearsLate`].
+const LATE_ORDER_LOOKUPS: u8 = 2;
+/// Look-ups [`Fault::FillsScrambled`] lasts.
+const SCRAMBLED_LOOKUPS: u8 = 2;
+/// Placement faults armed and not used yet, at most.
+const ARMED_MAX: usize = 4;
+
+/// What the venue does, armed by a scenario step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Fault {
+    // The next new order (the fault sticks to its client order id: placing it again
+    // meets the same answer).
     /// Refuse the order: final.
     Reject,
-    /// Accept the order, then time out: the book cannot know it was accepted.
-    TimeoutAfterAccept,
-    /// 429 or 503: not accepted.
-    RateLimited { status: u16 },
+    /// 429 or 503 with a Retry-After: not accepted.
+    RateLimited { status: u16, retry_after_ms: i64 },
     /// HTTP 500 before accepting.
     Internal,
+    /// Accept the order, then time out: the book cannot know it was accepted.
+    TimeoutAfterAccept,
+    /// Accept the order, then answer HTTP 500.
+    InternalAfterAccept,
+    /// Accept, time out, and answer "not found" to the next look-ups of it.
+    AppearsLate,
     /// Accept, and report the first fill twice (same trade id).
     ReplayFill,
+    /// Accept, filling only half the size at first (for incidents that need a partly filled
+    /// order whatever the seed draws).
+    PartialFill,
+    // The next look-ups (find_order, cancel).
+    /// The next `calls` look-ups fail with `error`.
+    LookupsFail { error: LookupError, calls: u8 },
+    // The market, at once or on its next move.
+    /// The venue cancels the oldest order that is still filling (it expired).
+    Expire,
+    /// The fills the market makes next show up one look-up late.
+    FillsLate,
+    /// The next look-ups report fills in reverse order, the first of them twice.
+    FillsScrambled,
+}
+
+/// How a look-up fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LookupError {
+    Timeout,
+    RateLimited,
+    Internal,
+}
+
+impl Fault {
+    /// The fault's name in the coverage report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Reject => "reject",
+            Fault::RateLimited { status: 503, .. } => "rate_limited_503",
+            Fault::RateLimited { .. } => "rate_limited_429",
+            Fault::Internal => "internal_before_accept",
+            Fault::TimeoutAfterAccept => "timeout_after_accept",
+            Fault::InternalAfterAccept => "internal_after_accept",
+            Fault::AppearsLate => "order_appears_late",
+            Fault::ReplayFill => "fill_replayed",
+            Fault::PartialFill => "partial_fill",
+            Fault::LookupsFail {
+                error: LookupError::Timeout,
+                ..
+            } => "lookup_timeout",
+            Fault::LookupsFail {
+                error: LookupError::RateLimited,
+                ..
+            } => "lookup_rate_limited",
+            Fault::LookupsFail {
+                error: LookupError::Internal,
+                ..
+            } => "lookup_internal",
+            Fault::Expire => "order_expired",
+            Fault::FillsLate => "fills_late",
+            Fault::FillsScrambled => "fills_scrambled",
+        }
+    }
+
+    /// Every name [`Fault::name`] gives, for the coverage report's rows.
+    pub const NAMES: &'static [&'static str] = &[
+        "reject",
+        "rate_limited_429",
+        "rate_limited_503",
+        "internal_before_accept",
+        "timeout_after_accept",
+        "internal_after_accept",
+        "order_appears_late",
+        "fill_replayed",
+        "partial_fill",
+        "lookup_timeout",
+        "lookup_rate_limited",
+        "lookup_internal",
+        "order_expired",
+        "fills_late",
+        "fills_scrambled",
+        "duplicate_rejected",
+        "lookup_in_recovery_failed",
+    ];
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::RateLimited {
+                status,
+                retry_after_ms,
+            } => write!(
+                formatter,
+                "rate limited (HTTP {status}, retry after {retry_after_ms} ms)"
+            ),
+            Fault::LookupsFail { error, calls } => {
+                write!(formatter, "the next {calls} look-up(s) fail ({error:?})")
+            }
+            other => formatter.write_str(&other.name().replace('_', " ")),
+        }
+    }
+}
+
+/// One call the book made and what the venue answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    pub call: VenueCall,
+    pub reply: VenueReply,
+}
+
+/// An order as the venue holds it, and what it has shown the book of it.
+#[derive(Debug, Clone)]
+struct Held {
+    /// The truth: every fill, whether it was cancelled or rejected.
+    order: VenueOrder,
+    /// Look-ups that still answer "not found" ([`Fault::AppearsLate`]).
+    hidden_lookups: u8,
+    /// A look-up answered "not found" while the venue held it: the book had no way to
+    /// know, so a second placement of it is not the book's fault.
+    hid_from_book: bool,
+    /// Trailing fills not reported yet, and the look-ups before they show.
+    hidden_fills: usize,
+    hidden_fill_lookups: u8,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -38,17 +173,36 @@ pub struct SimVenue {
 struct State {
     /// Draws fill sizes. None: every order fills completely at once.
     fills: Option<ChaCha8Rng>,
-    orders: BTreeMap<String, VenueOrder>,
+    orders: BTreeMap<String, Held>,
     /// Client order ids of every `place` call, in order.
     placements: Vec<String>,
-    /// Client order ids placed again while the venue already held an order for them: at
-    /// a real venue, a second order (or a rejection the book did not expect).
+    /// Client order ids placed again while the venue held them and had shown them: a
+    /// book that sends an order twice without asking has a duplicate-order bug.
     duplicates: Vec<String>,
-    armed: Option<Fault>,
-    /// Calls answered so far (place, find_order, positions).
+    /// Placement faults armed for the next new orders, in order.
+    armed: std::collections::VecDeque<Fault>,
+    lookup_failures: Option<(LookupError, u8)>,
+    fills_late: bool,
+    scrambled_lookups: u8,
+    /// Calls answered so far (place, find_order, positions, cancel).
     calls: u64,
     /// The fault bound to each client order id it hit.
     sticky: BTreeMap<String, Fault>,
+    journal: Vec<Exchange>,
+    /// How often each fault took effect, by [`Fault::name`].
+    happened: BTreeMap<&'static str, u64>,
+}
+
+/// A venue order as the harness sees it: the truth, and what the book could have seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TruthOrder {
+    pub order: VenueOrder,
+    /// A look-up would answer "not found" now.
+    pub invisible: bool,
+    /// A look-up answered "not found" while the venue held it.
+    pub hid_from_book: bool,
+    /// What a look-up would report now (fills still hidden left out).
+    pub visible_fills: Vec<VenueFill>,
 }
 
 impl SimVenue {
@@ -68,9 +222,23 @@ impl SimVenue {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The next `place` call fails (or misbehaves) as `fault` says.
+    /// Arms `fault` (or, for the market's faults, makes it happen now).
     pub fn arm(&self, fault: Fault) {
-        self.lock().armed = Some(fault);
+        let mut state = self.lock();
+        match fault {
+            Fault::LookupsFail { error, calls } => state.lookup_failures = Some((error, calls)),
+            Fault::Expire => state.expire(),
+            Fault::FillsLate => state.fills_late = true,
+            Fault::FillsScrambled => state.scrambled_lookups = SCRAMBLED_LOOKUPS,
+            placement => {
+                // A few at most: a fault armed on top of many unused ones replaces the
+                // newest, so a scenario cannot pile up an unbounded queue.
+                if state.armed.len() >= ARMED_MAX {
+                    state.armed.pop_back();
+                }
+                state.armed.push_back(placement);
+            }
+        }
     }
 
     /// Client order ids of every `place` call so far, in order.
@@ -83,41 +251,87 @@ impl SimVenue {
         self.lock().calls
     }
 
-    /// Client order ids that were placed again while the venue held them already.
+    /// Client order ids the book placed again while the venue held them and had shown them.
     pub fn duplicates(&self) -> Vec<String> {
         self.lock().duplicates.clone()
     }
 
-    /// Fills the rest of every partly filled order (the market traded through).
+    /// The calls since the last drain, with their replies.
+    pub fn drain_journal(&self) -> Vec<Exchange> {
+        std::mem::take(&mut self.lock().journal)
+    }
+
+    /// How often each fault took effect.
+    pub fn happened(&self) -> BTreeMap<&'static str, u64> {
+        self.lock().happened.clone()
+    }
+
+    /// Counts a fault the harness observed from outside (a look-up failing in recovery).
+    pub fn count(&self, name: &'static str) {
+        *self.lock().happened.entry(name).or_default() += 1;
+    }
+
+    /// Every order the venue holds, by client order id.
+    pub fn truth(&self) -> Vec<TruthOrder> {
+        self.lock()
+            .orders
+            .values()
+            .map(|held| TruthOrder {
+                order: held.order.clone(),
+                invisible: held.hidden_lookups > 0,
+                hid_from_book: held.hid_from_book,
+                visible_fills: visible_fills(held),
+            })
+            .collect()
+    }
+
+    /// The market trades through: fills the rest of every order that is still filling.
     pub fn fill_open_orders(&self) {
         let mut state = self.lock();
-        for order in state
-            .orders
-            .values_mut()
-            .filter(|order| order.rejection.is_none())
-        {
-            let filled: i64 = order.filled_qty();
-            if filled < order.size {
-                let price = order.fills.first().map_or(1, |fill| fill.price);
-                let number = order.fills.len() + 1;
-                order.fills.push(VenueFill {
-                    trade_id: format!("T-{}-{number}", order.client_order_id),
-                    qty: order.size - filled,
-                    price,
-                });
+        let late = std::mem::take(&mut state.fills_late);
+        let mut filled_late = false;
+        for held in state.orders.values_mut() {
+            let order = &mut held.order;
+            let filled = order.filled_qty();
+            if order.rejection.is_some() || order.cancelled || filled >= order.size {
+                continue;
             }
+            let price = order.fills.first().map_or(1, |fill| fill.price);
+            let number = order.fills.len() + 1;
+            order.fills.push(VenueFill {
+                trade_id: format!("T-{}-{number}", order.client_order_id),
+                qty: order.size - filled,
+                price,
+            });
+            if late {
+                held.hidden_fills += 1;
+                held.hidden_fill_lookups = 1;
+                filled_late = true;
+            }
+        }
+        if filled_late {
+            *state.happened.entry(Fault::FillsLate.name()).or_default() += 1;
         }
     }
 }
 
+fn visible_fills(held: &Held) -> Vec<VenueFill> {
+    let shown = held.order.fills.len() - held.hidden_fills.min(held.order.fills.len());
+    held.order.fills[..shown].to_vec()
+}
+
 impl State {
+    fn happened(&mut self, name: &'static str) {
+        *self.happened.entry(name).or_default() += 1;
+    }
+
     /// The fault for this client order id: the one it met before, else the armed one
     /// (which then sticks to it).
     fn fault_for(&mut self, client_order_id: &str) -> Option<Fault> {
         if let Some(fault) = self.sticky.get(client_order_id) {
             return Some(*fault);
         }
-        let armed = self.armed.take();
+        let armed = self.armed.pop_front();
         if let Some(fault) = armed {
             self.sticky.insert(client_order_id.to_owned(), fault);
         }
@@ -125,105 +339,347 @@ impl State {
     }
 
     /// The answer of a fault that refuses the order before accepting it, if it is one. A
-    /// rejection is remembered, so that a lookup can tell "refused" from "never seen".
+    /// rejection is remembered, so that a look-up can tell "refused" from "never seen".
     fn refusal(&mut self, request: &OrderRequest, fault: Option<Fault>) -> Option<VenueError> {
-        match fault? {
+        let refusal = match fault? {
             Fault::Reject => {
                 let reason = "simulated rejection".to_owned();
-                let rejected = VenueOrder {
-                    venue_order_id: format!("V-{}", request.client_order_id),
-                    client_order_id: request.client_order_id.clone(),
-                    symbol: request.symbol.clone(),
-                    side: request.side,
-                    size: request.size,
-                    fills: Vec::new(),
-                    rejection: Some(reason.clone()),
-                };
+                let mut rejected = new_order(request, Vec::new());
+                rejected.rejection = Some(reason.clone());
                 self.orders
-                    .insert(request.client_order_id.clone(), rejected);
-                Some(VenueError::Rejected { reason })
+                    .insert(request.client_order_id.clone(), held(rejected));
+                VenueError::Rejected { reason }
             }
-            Fault::RateLimited { status } => Some(VenueError::RateLimited {
+            Fault::RateLimited {
                 status,
-                retry_after_ms: None,
-            }),
-            Fault::Internal => Some(VenueError::Internal { status: 500 }),
-            Fault::TimeoutAfterAccept | Fault::ReplayFill => None,
-        }
+                retry_after_ms,
+            } => VenueError::RateLimited {
+                status,
+                retry_after_ms: Some(retry_after_ms),
+            },
+            Fault::Internal => VenueError::Internal { status: 500 },
+            _ => return None,
+        };
+        self.happened(fault.map_or("", Fault::name));
+        Some(refusal)
     }
 
     /// Accepts the order with its first fill: with partial fills on, about half the orders
     /// fill partly at first. The draw happens for every accepted order, so one order's size
     /// does not shift the stream.
-    fn accept(&mut self, request: &OrderRequest) -> VenueOrder {
-        let partial = self
+    fn accept(&mut self, request: &OrderRequest, fault: Option<Fault>) -> VenueOrder {
+        let drawn = self
             .fills
             .as_mut()
             .is_some_and(|rng| rng.next_u32() % 2 == 0);
+        let partial = drawn || fault == Some(Fault::PartialFill);
         let first_qty = if partial && request.size > 1 {
             request.size / 2
         } else {
             request.size
         };
-        let order = VenueOrder {
-            venue_order_id: format!("V-{}", request.client_order_id),
-            client_order_id: request.client_order_id.clone(),
-            symbol: request.symbol.clone(),
-            side: request.side,
-            size: request.size,
-            fills: vec![VenueFill {
+        let order = new_order(
+            request,
+            vec![VenueFill {
                 trade_id: format!("T-{}-1", request.client_order_id),
                 qty: first_qty,
                 price: request.price,
             }],
-            rejection: None,
-        };
+        );
         self.orders
-            .insert(request.client_order_id.clone(), order.clone());
+            .insert(request.client_order_id.clone(), held(order.clone()));
         order
+    }
+
+    /// The answer to an accepted order, as the fault bends it.
+    fn accepted(
+        &mut self,
+        order: VenueOrder,
+        fault: Option<Fault>,
+    ) -> Result<VenueOrder, VenueError> {
+        let answer = match fault {
+            Some(Fault::TimeoutAfterAccept) => Err(VenueError::Timeout),
+            Some(Fault::InternalAfterAccept) => Err(VenueError::Internal { status: 500 }),
+            Some(Fault::AppearsLate) => {
+                if let Some(held) = self.orders.get_mut(&order.client_order_id) {
+                    held.hidden_lookups = LATE_ORDER_LOOKUPS;
+                }
+                Err(VenueError::Timeout)
+            }
+            Some(Fault::ReplayFill) => {
+                let mut replayed = order;
+                replayed.fills.push(replayed.fills[0].clone());
+                Ok(replayed)
+            }
+            Some(Fault::PartialFill) => Ok(order),
+            _ => return Ok(order),
+        };
+        self.happened(fault.map_or("", Fault::name));
+        answer
+    }
+
+    /// Fails this look-up if look-up failures are armed.
+    fn lookup_failure(&mut self) -> Result<(), VenueError> {
+        let Some((error, calls)) = self.lookup_failures else {
+            return Ok(());
+        };
+        self.lookup_failures = (calls > 1).then_some((error, calls - 1));
+        let fault = Fault::LookupsFail { error, calls };
+        self.happened(fault.name());
+        Err(match error {
+            LookupError::Timeout => VenueError::Timeout,
+            LookupError::RateLimited => VenueError::RateLimited {
+                status: 429,
+                retry_after_ms: Some(1_000),
+            },
+            LookupError::Internal => VenueError::Internal { status: 500 },
+        })
+    }
+
+    /// What a look-up shows of an order now, and what it uses up of the faults.
+    fn show(&mut self, client_order_id: &str) -> Option<VenueOrder> {
+        let scrambled = self.scrambled_lookups > 0;
+        let held = self.orders.get_mut(client_order_id)?;
+        if held.hidden_lookups > 0 {
+            held.hidden_lookups -= 1;
+            held.hid_from_book = true;
+            return None;
+        }
+        let mut shown = held.order.clone();
+        if held.hidden_fills > 0 && held.hidden_fill_lookups > 0 {
+            held.hidden_fill_lookups -= 1;
+            shown.fills = visible_fills(held);
+        } else {
+            held.hidden_fills = 0;
+        }
+        if scrambled && !shown.fills.is_empty() {
+            shown.fills.reverse();
+            shown.fills.push(shown.fills[0].clone());
+            self.scrambled_lookups -= 1;
+            self.happened(Fault::FillsScrambled.name());
+        }
+        Some(shown)
+    }
+
+    /// The venue cancels the oldest order still filling.
+    fn expire(&mut self) {
+        let oldest = self.placements.iter().find(|client_order_id| {
+            self.orders.get(*client_order_id).is_some_and(|held| {
+                let order = &held.order;
+                order.rejection.is_none() && !order.cancelled && order.filled_qty() < order.size
+            })
+        });
+        if let Some(client_order_id) = oldest.cloned() {
+            if let Some(held) = self.orders.get_mut(&client_order_id) {
+                held.order.cancelled = true;
+            }
+            self.happened(Fault::Expire.name());
+        }
+    }
+
+    fn record(&mut self, call: VenueCall, reply: VenueReply) {
+        self.calls += 1;
+        self.journal.push(Exchange { call, reply });
+    }
+}
+
+fn new_order(request: &OrderRequest, fills: Vec<VenueFill>) -> VenueOrder {
+    VenueOrder {
+        venue_order_id: format!("V-{}", request.client_order_id),
+        client_order_id: request.client_order_id.clone(),
+        symbol: request.symbol.clone(),
+        side: request.side,
+        size: request.size,
+        fills,
+        rejection: None,
+        cancelled: false,
+    }
+}
+
+fn held(order: VenueOrder) -> Held {
+    Held {
+        order,
+        hidden_lookups: 0,
+        hid_from_book: false,
+        hidden_fills: 0,
+        hidden_fill_lookups: 0,
+    }
+}
+
+impl State {
+    fn place(&mut self, request: &OrderRequest) -> Result<VenueOrder, VenueError> {
+        let client_order_id = request.client_order_id.clone();
+        self.placements.push(client_order_id.clone());
+        if let Some(existing) = self.orders.get(&client_order_id) {
+            // Rejected like a real venue does, and recorded unless the venue hid the order
+            // from the book: sending an order twice without asking is a duplicate-order bug.
+            if !existing.hid_from_book {
+                self.duplicates.push(client_order_id.clone());
+            }
+            self.happened("duplicate_rejected");
+            return Err(VenueError::Duplicate { client_order_id });
+        }
+        let fault = self.fault_for(&client_order_id);
+        if let Some(refusal) = self.refusal(request, fault) {
+            return Err(refusal);
+        }
+        let order = self.accept(request, fault);
+        self.accepted(order, fault)
+    }
+
+    fn find_order(&mut self, client_order_id: &str) -> Result<Option<VenueOrder>, VenueError> {
+        self.lookup_failure()?;
+        Ok(self.show(client_order_id))
+    }
+
+    fn cancel(&mut self, client_order_id: &str) -> Result<Option<VenueOrder>, VenueError> {
+        self.lookup_failure()?;
+        let Some(held) = self.orders.get_mut(client_order_id) else {
+            return Ok(None);
+        };
+        // A cancel shows everything: the order as it stands, every fill.
+        held.hidden_lookups = 0;
+        held.hidden_fills = 0;
+        let order = &mut held.order;
+        if order.rejection.is_none() && order.filled_qty() < order.size {
+            order.cancelled = true;
+        }
+        Ok(Some(order.clone()))
     }
 }
 
 impl Venue for SimVenue {
     fn place(&mut self, request: &OrderRequest) -> Result<VenueOrder, VenueError> {
         let mut state = self.lock();
-        state.calls += 1;
-        let client_order_id = request.client_order_id.clone();
-        state.placements.push(client_order_id.clone());
-        if let Some(existing) = state.orders.get(&client_order_id).cloned() {
-            // Answered like a venue that deduplicates client order ids, but recorded: a
-            // book that sends an order twice has a duplicate-order bug at most venues.
-            state.duplicates.push(client_order_id);
-            return match existing.rejection {
-                Some(reason) => Err(VenueError::Rejected { reason }),
-                None => Ok(existing),
-            };
-        }
-        let fault = state.fault_for(&client_order_id);
-        if let Some(refusal) = state.refusal(request, fault) {
-            return Err(refusal);
-        }
-        let order = state.accept(request);
-        match fault {
-            Some(Fault::TimeoutAfterAccept) => Err(VenueError::Timeout),
-            Some(Fault::ReplayFill) => {
-                let mut replayed = order;
-                replayed.fills.push(replayed.fills[0].clone());
-                Ok(replayed)
-            }
-            _ => Ok(order),
-        }
+        let result = state.place(request);
+        let call = VenueCall::Place {
+            order: request.clone(),
+        };
+        state.record(
+            call,
+            VenueReply::Place {
+                result: result.clone().into(),
+            },
+        );
+        result
     }
 
     fn find_order(&mut self, client_order_id: &str) -> Result<Option<VenueOrder>, VenueError> {
         let mut state = self.lock();
-        state.calls += 1;
-        Ok(state.orders.get(client_order_id).cloned())
+        let result = state.find_order(client_order_id);
+        let call = VenueCall::FindOrder {
+            client_order_id: client_order_id.to_owned(),
+        };
+        state.record(
+            call,
+            VenueReply::FindOrder {
+                result: result.clone().into(),
+            },
+        );
+        result
     }
 
     fn positions(&mut self) -> Result<Vec<VenuePosition>, VenueError> {
         let mut state = self.lock();
-        state.calls += 1;
-        Ok(protocol::net_positions(state.orders.values()))
+        let positions = protocol::net_positions(state.orders.values().map(|held| &held.order));
+        state.record(
+            VenueCall::Positions,
+            VenueReply::Positions {
+                result: Ok(positions.clone()).into(),
+            },
+        );
+        Ok(positions)
+    }
+
+    fn cancel(&mut self, client_order_id: &str) -> Result<Option<VenueOrder>, VenueError> {
+        let mut state = self.lock();
+        let result = state.cancel(client_order_id);
+        let call = VenueCall::Cancel {
+            client_order_id: client_order_id.to_owned(),
+        };
+        state.record(
+            call,
+            VenueReply::Cancel {
+                result: result.clone().into(),
+            },
+        );
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use protocol::Side;
+
+    use super::*;
+
+    fn request(client_order_id: &str, size: i64) -> OrderRequest {
+        OrderRequest {
+            client_order_id: client_order_id.to_owned(),
+            symbol: "BTC-USD".to_owned(),
+            side: Side::Buy,
+            size,
+            price: 100,
+        }
+    }
+
+    #[test]
+    fn a_second_placement_is_a_duplicate_and_counted_unless_the_venue_hid_the_order() {
+        let mut venue = SimVenue::new();
+        venue.place(&request("a", 1)).expect("accepted");
+        assert!(matches!(
+            venue.place(&request("a", 1)),
+            Err(VenueError::Duplicate { .. })
+        ));
+        assert_eq!(venue.duplicates(), ["a"]);
+        venue.arm(Fault::AppearsLate);
+        assert_eq!(venue.place(&request("b", 1)), Err(VenueError::Timeout));
+        assert_eq!(venue.find_order("b"), Ok(None));
+        assert!(matches!(
+            venue.place(&request("b", 1)),
+            Err(VenueError::Duplicate { .. })
+        ));
+        assert_eq!(venue.duplicates(), ["a"], "b was hidden from the book");
+        assert_eq!(venue.find_order("b"), Ok(None));
+        assert!(venue.find_order("b").is_ok_and(|order| order.is_some()));
+    }
+
+    #[test]
+    fn look_ups_fail_as_armed_then_recover() {
+        let mut venue = SimVenue::new();
+        venue.place(&request("a", 1)).expect("accepted");
+        venue.arm(Fault::LookupsFail {
+            error: LookupError::Internal,
+            calls: 2,
+        });
+        assert!(venue.find_order("a").is_err());
+        assert!(venue.cancel("a").is_err());
+        assert!(venue.find_order("a").is_ok());
+        assert_eq!(venue.happened()["lookup_internal"], 2);
+        assert_eq!(venue.drain_journal().len(), 4);
+        assert!(venue.drain_journal().is_empty());
+    }
+
+    #[test]
+    fn late_fills_show_one_look_up_late_and_a_cancel_shows_everything() {
+        let mut venue = SimVenue::with_partial_fills(Seed(1));
+        // Find a seed draw that fills partly.
+        let mut number = 0;
+        let partial = loop {
+            number += 1;
+            let id = format!("o{number}");
+            let order = venue.place(&request(&id, 4)).expect("accepted");
+            if order.filled_qty() < 4 {
+                break id;
+            }
+        };
+        venue.arm(Fault::FillsLate);
+        venue.fill_open_orders();
+        let first = venue.find_order(&partial).expect("ok").expect("known");
+        assert_eq!(first.filled_qty(), 2, "the new fill is still hidden");
+        let second = venue.find_order(&partial).expect("ok").expect("known");
+        assert_eq!(second.filled_qty(), 4);
+        let cancelled = venue.cancel(&partial).expect("ok").expect("known");
+        assert!(!cancelled.cancelled, "a filled order is not cancelled");
     }
 }

@@ -30,12 +30,12 @@ pub const EXAMPLES: &[Example] = &[
     Example {
         name: "close_position",
         form: Form::Request,
-        json: r#"{"now_ms":61000,"op":"close_position","intent_id":"250c05ac52e5e1de","exit_price":4250000}"#,
+        json: r#"{"now_ms":61000,"op":"close_position","intent_id":"250c05ac52e5e1de","exit_price":4250000,"command_id":"step-3"}"#,
     },
     Example {
         name: "trip_breaker",
         form: Form::Request,
-        json: r#"{"now_ms":62000,"op":"trip_breaker","reason":"manual_trip","operator":"operator-1"}"#,
+        json: r#"{"now_ms":62000,"op":"trip_breaker","reason":"manual_trip","operator":"operator-1","command_id":"step-4"}"#,
     },
     Example {
         name: "reset_breaker",
@@ -93,6 +93,11 @@ pub const EXAMPLES: &[Example] = &[
         json: r#"{"line":"venue","call":"positions"}"#,
     },
     Example {
+        name: "venue cancel",
+        form: Form::BookLine,
+        json: r#"{"line":"venue","call":"cancel","client_order_id":"250c05ac52e5e1de"}"#,
+    },
+    Example {
         name: "ok (submit placed)",
         form: Form::BookLine,
         json: r#"{"line":"ok","result":{"outcome":"placed","intent_id":"250c05ac52e5e1de","client_order_id":"250c05ac52e5e1de","order_id":"V-250c05ac52e5e1de"}}"#,
@@ -120,7 +125,17 @@ pub const EXAMPLES: &[Example] = &[
     Example {
         name: "place accepted",
         form: Form::VenueReply,
-        json: r#"{"reply":"place","result":{"ok":{"venue_order_id":"V-250c05ac52e5e1de","client_order_id":"250c05ac52e5e1de","symbol":"BTC-USD","side":"buy","size":2,"fills":[{"trade_id":"T-250c05ac52e5e1de-1","qty":1,"price":4200000}],"rejection":null}}}"#,
+        json: r#"{"reply":"place","result":{"ok":{"venue_order_id":"V-250c05ac52e5e1de","client_order_id":"250c05ac52e5e1de","symbol":"BTC-USD","side":"buy","size":2,"fills":[{"trade_id":"T-250c05ac52e5e1de-1","qty":1,"price":4200000}],"rejection":null,"cancelled":false}}}"#,
+    },
+    Example {
+        name: "place duplicate",
+        form: Form::VenueReply,
+        json: r#"{"reply":"place","result":{"error":{"kind":"duplicate","client_order_id":"250c05ac52e5e1de"}}}"#,
+    },
+    Example {
+        name: "cancel",
+        form: Form::VenueReply,
+        json: r#"{"reply":"cancel","result":{"ok":{"venue_order_id":"V-250c05ac52e5e1de","client_order_id":"250c05ac52e5e1de","symbol":"BTC-USD","side":"buy","size":2,"fills":[{"trade_id":"T-250c05ac52e5e1de-1","qty":1,"price":4200000}],"rejection":null,"cancelled":true}}}"#,
     },
     Example {
         name: "place rate limited",

@@ -127,11 +127,12 @@ pub struct BreakerState {
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
-    /// Not completely filled yet.
+    /// Not completely filled yet: the venue may fill more.
     Open,
+    /// Completely filled.
     Filled,
-    /// Its position was closed.
-    Closed,
+    /// The venue cancelled the rest (on request or on expiry): it fills nothing more.
+    Cancelled,
 }
 
 impl OrderStatus {
@@ -139,14 +140,18 @@ impl OrderStatus {
         match self {
             OrderStatus::Open => "open",
             OrderStatus::Filled => "filled",
-            OrderStatus::Closed => "closed",
+            OrderStatus::Cancelled => "cancelled",
         }
     }
 
     pub fn parse(text: &str) -> Option<OrderStatus> {
-        [OrderStatus::Open, OrderStatus::Filled, OrderStatus::Closed]
-            .into_iter()
-            .find(|status| status.as_str() == text)
+        [
+            OrderStatus::Open,
+            OrderStatus::Filled,
+            OrderStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|status| status.as_str() == text)
     }
 }
 

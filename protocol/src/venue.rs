@@ -37,12 +37,21 @@ pub struct VenueOrder {
     /// Why the venue refused the order, if it did: the venue remembers rejections, so
     /// recovery can tell "refused" from "never seen".
     pub rejection: Option<String>,
+    /// The venue cancelled what was not filled (on request, or when the order expired): it
+    /// fills nothing more.
+    #[serde(default)]
+    pub cancelled: bool,
 }
 
 impl VenueOrder {
     /// The quantity its fills add up to, each trade counted once.
     pub fn filled_qty(&self) -> i64 {
         filled_qty(&self.fills)
+    }
+
+    /// Nothing more will fill: completely filled, cancelled, or rejected.
+    pub fn is_done(&self) -> bool {
+        self.rejection.is_some() || self.cancelled || self.filled_qty() >= self.size
     }
 }
 
@@ -73,6 +82,11 @@ pub enum VenueError {
     /// HTTP 5xx other than 503: the outcome is unknown.
     #[error("venue failed (HTTP {status}); the order may have been accepted")]
     Internal { status: u16 },
+    /// The venue already holds an order with this client order id (as real venues answer a
+    /// second placement): the book must confirm the existing order, never treat this as a
+    /// failure.
+    #[error("venue already holds an order with client order id {client_order_id}")]
+    Duplicate { client_order_id: String },
 }
 
 /// The exchange. Implemented by the harness's simulated venue, and on the book's side of
@@ -83,6 +97,10 @@ pub trait Venue: Send {
     fn find_order(&mut self, client_order_id: &str) -> Result<Option<VenueOrder>, VenueError>;
     /// Net positions per symbol, sorted by symbol, zero positions left out.
     fn positions(&mut self) -> Result<Vec<VenuePosition>, VenueError>;
+    /// Cancels what is not filled of the order with this client order id and returns the
+    /// order as it stands (every fill it made); `None` if the venue does not know it.
+    /// Cancelling a finished order changes nothing.
+    fn cancel(&mut self, client_order_id: &str) -> Result<Option<VenueOrder>, VenueError>;
 }
 
 /// Net position per symbol over `orders`, each trade counted once, sorted by symbol, zero

@@ -15,26 +15,48 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// What the driver asks of the book. The result each request gets is documented on its
 /// variant.
+///
+/// Operator commands (close, trip, reset, checkpoint) are delivered at least once: a
+/// driver that does not know whether one took effect (the book crashed) sends it again
+/// with the same `command_id`, and a book that already applied that id applies nothing
+/// more and answers as the first time did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Request {
     /// -> [`crate::Outcome`]
     Submit { signal: Signal },
-    /// -> [`Closed`]
-    ClosePosition { intent_id: String, exit_price: i64 },
+    /// -> [`Closed`]. Cancels what the venue has not filled of the position's order first.
+    ClosePosition {
+        intent_id: String,
+        exit_price: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command_id: Option<String>,
+    },
     /// -> `null`
     TripBreaker {
         reason: TripReason,
         operator: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command_id: Option<String>,
     },
     /// -> `null`
-    ResetBreaker { operator: String, reason: String },
+    ResetBreaker {
+        operator: String,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command_id: Option<String>,
+    },
     /// -> [`crate::BreakerState`]
     Breaker,
     /// -> `null`
     RollDay,
     /// -> `null`
-    Checkpoint { name: String, value: String },
+    Checkpoint {
+        name: String,
+        value: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        command_id: Option<String>,
+    },
     /// -> [`crate::RecoveryReport`]
     Recover,
     /// -> [`FillsSynced`]
@@ -61,7 +83,8 @@ impl Request {
     }
 }
 
-/// A request as a line: the driver's logical time, then the request's fields.
+/// A request as a line: the driver's logical time, then the request's fields, in one
+/// object (`{"now_ms":5,"op":"breaker"}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestLine {
     /// Logical milliseconds; never less than the previous request's.
@@ -102,6 +125,7 @@ pub enum VenueCall {
     Place { order: OrderRequest },
     FindOrder { client_order_id: String },
     Positions,
+    Cancel { client_order_id: String },
 }
 
 /// A venue call's result on the wire: `{"ok": ...}` or `{"error": {...}}`.
@@ -143,6 +167,9 @@ pub enum VenueReply {
     Positions {
         result: VenueResult<Vec<VenuePosition>>,
     },
+    Cancel {
+        result: VenueResult<Option<VenueOrder>>,
+    },
 }
 
 impl VenueCall {
@@ -157,6 +184,9 @@ impl VenueCall {
             },
             VenueCall::Positions => VenueReply::Positions {
                 result: venue.positions().into(),
+            },
+            VenueCall::Cancel { client_order_id } => VenueReply::Cancel {
+                result: venue.cancel(client_order_id).into(),
             },
         }
     }

@@ -27,6 +27,7 @@ pub struct Plan {
     pub seeds: Option<u64>,
     pub steps: Option<u64>,
     pub crash_at: Option<CrashSite>,
+    pub crash_in_recovery: Option<CrashSite>,
     pub crash_sites: Option<u64>,
     pub mutant: Option<Mutant>,
     pub subject: SubjectKind,
@@ -145,6 +146,10 @@ fn set_environment(command: &mut Command, plan: &Plan) {
         (
             settings::CRASH_AT,
             plan.crash_at.as_ref().map(ToString::to_string),
+        ),
+        (
+            settings::CRASH_IN_RECOVERY,
+            plan.crash_in_recovery.as_ref().map(ToString::to_string),
         ),
         (
             settings::CRASH_SITES,

@@ -22,6 +22,9 @@ pub struct Args {
     /// The crash site the failure named (crash gate).
     #[arg(long)]
     pub crash_at: Option<CrashSite>,
+    /// The second crash site the failure named, inside the recovery (crash gate).
+    #[arg(long, requires = "crash_at")]
+    pub crash_in_recovery: Option<CrashSite>,
     /// Run the case against this mutant (a deliberately broken book), to watch the gate
     /// catch it.
     #[arg(long, value_parser = mutant_parser())]
@@ -63,6 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         seeds: None,
         steps: args.steps,
         crash_at: args.crash_at,
+        crash_in_recovery: args.crash_in_recovery,
         crash_sites: None,
         mutant: args.mutant,
         subject: args.subject,

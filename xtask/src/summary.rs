@@ -23,6 +23,9 @@ struct Report<'a> {
     passed: bool,
     databases: &'a [String],
     rows: &'a [Row],
+    /// Summed over every case: how often each invariant had something to check, each crash
+    /// point was crashed at, each venue fault took effect, each answer was given.
+    coverage: &'a BTreeMap<String, u64>,
     cases: &'a [CaseRecord],
 }
 
@@ -34,6 +37,8 @@ pub fn report(finished: &Finished, plan: &Plan) -> anyhow::Result<u8> {
     for source in &finished.sources {
         println!("\n{source}");
     }
+    let coverage = coverage(&finished.records);
+    print_coverage(&coverage);
     let failed = print_failures(&finished.records);
     let required_skip = plan.require_postgres && rows.iter().any(|row| row.result == "skipped");
     let rows_pass = rows
@@ -51,6 +56,7 @@ pub fn report(finished: &Finished, plan: &Plan) -> anyhow::Result<u8> {
         passed,
         databases: &finished.sources,
         rows: &rows,
+        coverage: &coverage,
         cases: &finished.records,
     };
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)
@@ -110,6 +116,38 @@ fn print_table(rows: &[Row]) {
             row.cases,
             row.millis as f64 / 1000.0
         );
+    }
+}
+
+/// Every case's coverage, summed; every row a default run must fill is listed, at zero if
+/// nothing covered it.
+fn coverage(records: &[CaseRecord]) -> BTreeMap<String, u64> {
+    let mut total: BTreeMap<String, u64> = harness::coverage::Coverage::expected_rows()
+        .into_iter()
+        .map(|row| (row, 0))
+        .collect();
+    for record in records {
+        for (row, count) in &record.coverage {
+            *total.entry(row.clone()).or_default() += count;
+        }
+    }
+    total
+}
+
+/// The coverage table; a zero in an expected row is a gap in the scenarios.
+fn print_coverage(coverage: &BTreeMap<String, u64>) {
+    if coverage.values().all(|count| *count == 0) {
+        return;
+    }
+    let expected = harness::coverage::Coverage::expected_rows();
+    println!("\ncoverage (invariants: evaluations with something to check; crash points: crashes; faults: times they took effect; answers: times given)");
+    for (row, count) in coverage {
+        let gap = if *count == 0 && expected.contains(row) {
+            "  <- gap"
+        } else {
+            ""
+        };
+        println!("  {row:<58} {count:>9}{gap}");
     }
 }
 

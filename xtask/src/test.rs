@@ -24,6 +24,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         seeds: None,
         steps: None,
         crash_at: None,
+        crash_in_recovery: None,
         crash_sites: None,
         mutant: None,
         subject: harness::SubjectKind::default(),

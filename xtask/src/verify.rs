@@ -27,6 +27,9 @@ pub struct Args {
     /// The crash gate crashes only here (`POINT#HIT`, as a failure prints it).
     #[arg(long)]
     pub crash_at: Option<CrashSite>,
+    /// With --crash-at: the recovery after that crash crashes again, here.
+    #[arg(long, requires = "crash_at")]
+    pub crash_in_recovery: Option<CrashSite>,
     /// The crash gate crashes at most this many sites per scenario, evenly spread.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub crash_sites: Option<u64>,
@@ -73,6 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         seeds: args.seeds,
         steps: args.steps,
         crash_at: args.crash_at,
+        crash_in_recovery: args.crash_in_recovery,
         crash_sites: args.crash_sites,
         mutant: None,
         subject: args.subject,

@@ -48,7 +48,7 @@ impl Book {
                 self.halted = Some(format!("recording intent {intent_id} failed: {detail}"));
                 // Best effort: the database may be what failed. The in-memory halt holds
                 // either way.
-                let _ = self.trip_breaker(TripReason::PositionTrackingFailed, "book");
+                let _ = self.trip_breaker(TripReason::PositionTrackingFailed, "book", None);
                 Err(BookError::OutcomeUnknown {
                     intent_id: intent_id.to_owned(),
                     detail,
@@ -76,14 +76,14 @@ impl Book {
                     transaction,
                     intent_id,
                     order,
-                    order_status(order, size),
+                    order_status(order, size, context.mutant),
                     context.now,
                 )?)
             })?;
         }
         self.transact(Isolation::Write, "confirm", |transaction| {
             let intent = executing(transaction, intent_id)?;
-            let status = order_status(order, intent.size);
+            let status = order_status(order, intent.size, context.mutant);
             if !split {
                 insert_order(transaction, intent_id, order, status, context.now)?;
             }
@@ -169,13 +169,10 @@ fn settle(
     Ok(())
 }
 
-/// `filled` once the venue filled the whole size, else `open`.
-fn order_status(order: &VenueOrder, size: i64) -> &'static str {
-    if order.filled_qty() >= size {
-        "filled"
-    } else {
-        "open"
-    }
+/// The status the venue's order gives the book's: `filled`, `cancelled` or `open`.
+fn order_status(order: &VenueOrder, size: i64, mutant: Option<mutant::Mutant>) -> &'static str {
+    let status = fills::status(order.filled_qty(), size, order.cancelled);
+    mutant::confirmed_status(mutant, status)
 }
 
 fn executing(

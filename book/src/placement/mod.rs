@@ -9,7 +9,7 @@
 //! later.
 
 mod confirm;
-mod fills;
+pub(crate) mod fills;
 mod recover;
 mod reserve;
 
@@ -20,6 +20,7 @@ use crate::crash;
 use crate::error::BookError;
 use crate::events::category;
 use crate::intent::{self, Signal};
+use crate::mutant;
 
 use self::confirm::Unplaced;
 use self::reserve::Reservation;
@@ -76,9 +77,45 @@ impl Book {
                 self.settle_unplaced(&intent_id, Unplaced::NotAccepted(category::INTENT))?;
                 Err(BookError::VenueUnavailable { intent_id, source })
             }
+            Err(VenueError::Duplicate { client_order_id })
+                if mutant::duplicate_is_final(self.options.mutant) =>
+            {
+                let reason = format!("duplicate client order id {client_order_id}");
+                self.settle_unplaced(&intent_id, Unplaced::Rejected(&reason))?;
+                Ok(Outcome::Rejected {
+                    client_order_id,
+                    intent_id,
+                    reason,
+                })
+            }
+            Err(source @ VenueError::Duplicate { .. }) => self.confirm_existing(intent_id, source),
             Err(source @ (VenueError::Timeout | VenueError::Internal { .. })) => {
                 Err(BookError::VenueUncertain { intent_id, source })
             }
+        }
+    }
+
+    /// The venue already holds this client order id (the book placed it before and never
+    /// learned it): what it holds is the placement. Asked for and confirmed; a venue that
+    /// will not show it leaves the intent `executing` for recovery.
+    fn confirm_existing(
+        &mut self,
+        intent_id: String,
+        duplicate: VenueError,
+    ) -> Result<Outcome, BookError> {
+        match self.venue.find_order(&intent_id) {
+            Ok(Some(order)) => self.settle_placement(
+                intent_id,
+                match order.rejection {
+                    Some(reason) => Err(VenueError::Rejected { reason }),
+                    None => Ok(order),
+                },
+            ),
+            Ok(None) => Err(BookError::VenueUncertain {
+                intent_id,
+                source: duplicate,
+            }),
+            Err(source) => Err(BookError::VenueUncertain { intent_id, source }),
         }
     }
 }

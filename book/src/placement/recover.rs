@@ -19,10 +19,21 @@ impl Book {
         )?;
         let mut report = RecoveryReport::default();
         for intent_id in executing {
+            if mutant::rejects_without_asking(self.options.mutant) {
+                self.settle_unplaced(&intent_id, Unplaced::Rejected("not asked"))?;
+                report.released.push(intent_id);
+                continue;
+            }
             let found = match self.replace_blindly(&intent_id) {
                 Some(replaced) => replaced,
                 None => self.venue.find_order(&intent_id),
             };
+            let found = match found {
+                Err(_) if mutant::reads_lookup_error_as_not_found(self.options.mutant) => Ok(None),
+                other => other,
+            };
+            // A look-up that failed settles nothing: the intent stays `executing` and the
+            // next recovery asks again.
             let found = found.map_err(|source| BookError::VenueUncertain {
                 intent_id: intent_id.clone(),
                 source,

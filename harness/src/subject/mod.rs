@@ -48,26 +48,44 @@ impl dyn Subject + '_ {
         }))
     }
 
-    /// Returns the realised pnl.
-    pub fn close_position(&mut self, intent_id: &str, exit_price: i64) -> Result<i64, Problem> {
+    /// Returns the realised pnl. `command_id`: see [`Request`] (at-least-once delivery).
+    pub fn close_position(
+        &mut self,
+        intent_id: &str,
+        exit_price: i64,
+        command_id: Option<&str>,
+    ) -> Result<i64, Problem> {
         decode::<Closed>(self.request(Request::ClosePosition {
             intent_id: intent_id.to_owned(),
             exit_price,
+            command_id: command_id.map(str::to_owned),
         }))
         .map(|closed| closed.realized_pnl)
     }
 
-    pub fn trip_breaker(&mut self, reason: TripReason, operator: &str) -> Result<(), Problem> {
+    pub fn trip_breaker(
+        &mut self,
+        reason: TripReason,
+        operator: &str,
+        command_id: Option<&str>,
+    ) -> Result<(), Problem> {
         decode(self.request(Request::TripBreaker {
             reason,
             operator: operator.to_owned(),
+            command_id: command_id.map(str::to_owned),
         }))
     }
 
-    pub fn reset_breaker(&mut self, operator: &str, reason: &str) -> Result<(), Problem> {
+    pub fn reset_breaker(
+        &mut self,
+        operator: &str,
+        reason: &str,
+        command_id: Option<&str>,
+    ) -> Result<(), Problem> {
         decode(self.request(Request::ResetBreaker {
             operator: operator.to_owned(),
             reason: reason.to_owned(),
+            command_id: command_id.map(str::to_owned),
         }))
     }
 
@@ -79,10 +97,16 @@ impl dyn Subject + '_ {
         decode(self.request(Request::RollDay))
     }
 
-    pub fn checkpoint(&mut self, name: &str, value: &str) -> Result<(), Problem> {
+    pub fn checkpoint(
+        &mut self,
+        name: &str,
+        value: &str,
+        command_id: Option<&str>,
+    ) -> Result<(), Problem> {
         decode(self.request(Request::Checkpoint {
             name: name.to_owned(),
             value: value.to_owned(),
+            command_id: command_id.map(str::to_owned),
         }))
     }
 

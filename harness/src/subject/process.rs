@@ -168,6 +168,12 @@ fn command(
         .args(["--seed", &format!("{:#018x}", run.seed)])
         .args(["--dataset-sha", &run.dataset_sha])
         .args(["--config-sha", &run.config_sha])
+        .args(["--max-open", &options.limits.max_open.to_string()])
+        .args(["--max-exposure", &options.limits.max_exposure.to_string()])
+        .args([
+            "--max-daily-loss",
+            &options.limits.max_daily_loss.to_string(),
+        ])
         .args(&access.arguments)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
