@@ -26,61 +26,16 @@ fn rows<T>(table: &TableDump, read: impl Fn(&[Value]) -> T) -> Vec<T> {
 
 /// The canonical state of the book whose dump this is.
 pub fn from_dump(dump: &Dump) -> BookState {
-    let mut filled: BTreeMap<String, i64> = BTreeMap::new();
-    let fills = dump.table("fills");
-    for row in &fills.rows {
-        *filled.entry(text(fills.get(row, "order_id"))).or_default() += int(fills.get(row, "qty"));
-    }
-    let (intents, orders, positions) = (
-        dump.table("intents"),
-        dump.table("orders"),
-        dump.table("positions"),
-    );
-    let (entries, counters, breaker) = (
-        dump.table("window_entries"),
+    let (counters, breaker) = (
         dump.table("position_counters"),
         dump.table("circuit_breaker"),
     );
     let (daily, checkpoints) = (dump.table("daily_limits"), dump.table("checkpoints"));
     BookState {
-        intents: rows(intents, |row| IntentState {
-            intent_id: text(intents.get(row, "intent_id")),
-            strategy: text(intents.get(row, "strategy")),
-            window_id: text(intents.get(row, "window_id")),
-            symbol: text(intents.get(row, "symbol")),
-            side: Side::parse(&text(intents.get(row, "side"))).unwrap_or(Side::Buy),
-            size: int(intents.get(row, "size")),
-            price: int(intents.get(row, "price")),
-            bar_t: int(intents.get(row, "bar_t")),
-            status: IntentStatus::parse(&text(intents.get(row, "status")))
-                .unwrap_or(IntentStatus::Executing),
-        }),
-        orders: rows(orders, |row| OrderState {
-            order_id: text(orders.get(row, "order_id")),
-            intent_id: text(orders.get(row, "intent_id")),
-            client_order_id: text(orders.get(row, "client_order_id")),
-            status: OrderStatus::parse(&text(orders.get(row, "status")))
-                .unwrap_or(OrderStatus::Open),
-            filled_qty: filled
-                .get(&text(orders.get(row, "order_id")))
-                .copied()
-                .unwrap_or(0),
-        }),
-        positions: rows(positions, |row| PositionState {
-            intent_id: text(positions.get(row, "intent_id")),
-            strategy: text(positions.get(row, "strategy")),
-            symbol: text(positions.get(row, "symbol")),
-            qty: int(positions.get(row, "qty")),
-            cost: int(positions.get(row, "cost")),
-            open: text(positions.get(row, "status")) == "open",
-            exit_price: positions.get(row, "exit_price").as_int(),
-            realized_pnl: positions.get(row, "realized_pnl").as_int(),
-        }),
-        window_entries: rows(entries, |row| WindowEntry {
-            window_id: text(entries.get(row, "window_id")),
-            strategy: text(entries.get(row, "strategy_id")),
-            intent_id: text(entries.get(row, "intent_id")),
-        }),
+        intents: intents(dump.table("intents")),
+        orders: orders(dump),
+        positions: positions(dump.table("positions")),
+        window_entries: window_entries(dump.table("window_entries")),
         counters: rows(counters, |row| Counters {
             open_count: int(counters.get(row, "open_count")),
             exposure: int(counters.get(row, "exposure")),
@@ -108,6 +63,61 @@ pub fn from_dump(dump: &Dump) -> BookState {
             value: text(checkpoints.get(row, "value")),
         }),
     }
+}
+
+fn intents(intents: &TableDump) -> Vec<IntentState> {
+    rows(intents, |row| IntentState {
+        intent_id: text(intents.get(row, "intent_id")),
+        strategy: text(intents.get(row, "strategy")),
+        window_id: text(intents.get(row, "window_id")),
+        symbol: text(intents.get(row, "symbol")),
+        side: Side::parse(&text(intents.get(row, "side"))).unwrap_or(Side::Buy),
+        size: int(intents.get(row, "size")),
+        price: int(intents.get(row, "price")),
+        bar_t: int(intents.get(row, "bar_t")),
+        status: IntentStatus::parse(&text(intents.get(row, "status")))
+            .unwrap_or(IntentStatus::Executing),
+    })
+}
+
+fn orders(dump: &Dump) -> Vec<OrderState> {
+    let mut filled: BTreeMap<String, i64> = BTreeMap::new();
+    let fills = dump.table("fills");
+    for row in &fills.rows {
+        *filled.entry(text(fills.get(row, "order_id"))).or_default() += int(fills.get(row, "qty"));
+    }
+    let orders = dump.table("orders");
+    rows(orders, |row| OrderState {
+        order_id: text(orders.get(row, "order_id")),
+        intent_id: text(orders.get(row, "intent_id")),
+        client_order_id: text(orders.get(row, "client_order_id")),
+        status: OrderStatus::parse(&text(orders.get(row, "status"))).unwrap_or(OrderStatus::Open),
+        filled_qty: filled
+            .get(&text(orders.get(row, "order_id")))
+            .copied()
+            .unwrap_or(0),
+    })
+}
+
+fn positions(positions: &TableDump) -> Vec<PositionState> {
+    rows(positions, |row| PositionState {
+        intent_id: text(positions.get(row, "intent_id")),
+        strategy: text(positions.get(row, "strategy")),
+        symbol: text(positions.get(row, "symbol")),
+        qty: int(positions.get(row, "qty")),
+        cost: int(positions.get(row, "cost")),
+        open: text(positions.get(row, "status")) == "open",
+        exit_price: positions.get(row, "exit_price").as_int(),
+        realized_pnl: positions.get(row, "realized_pnl").as_int(),
+    })
+}
+
+fn window_entries(entries: &TableDump) -> Vec<WindowEntry> {
+    rows(entries, |row| WindowEntry {
+        window_id: text(entries.get(row, "window_id")),
+        strategy: text(entries.get(row, "strategy_id")),
+        intent_id: text(entries.get(row, "intent_id")),
+    })
 }
 
 /// A state as rows: (table, key) -> (column, value) pairs.
@@ -155,6 +165,12 @@ fn table_rows(state: &BookState) -> Rows {
             ],
         );
     }
+    singleton_rows(state, &mut rows);
+    rows
+}
+
+/// Window entries, counters, breaker, days and checkpoints.
+fn singleton_rows(state: &BookState, rows: &mut Rows) {
     for entry in &state.window_entries {
         let key = format!("{} / {}", entry.window_id, entry.strategy);
         rows.insert(
@@ -197,7 +213,6 @@ fn table_rows(state: &BookState) -> Rows {
             vec![("value", checkpoint.value.clone())],
         );
     }
-    rows
 }
 
 /// The first difference between the book's state and the model's, as "table T, key K:
