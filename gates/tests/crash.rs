@@ -86,16 +86,26 @@ const SEEDS_DEFAULT: u64 = 2;
 /// Crashes `scenario` at every site of `mode` (or the selected ones), each followed by
 /// second crashes inside its recovery, and holds every run against every oracle.
 fn check_sites(case: &Case, seed: Seed, scenario: &Scenario, mode: CrashMode) -> Check {
-    let uninterrupted = crash::uninterrupted(case, seed, scenario)?;
+    crash_every_site(case, seed, scenario, mode).map(drop)
+}
+
+/// [`check_sites`], returning (first crashes, every crashed run).
+fn crash_every_site(
+    case: &Case,
+    seed: Seed,
+    scenario: &Scenario,
+    mode: CrashMode,
+) -> Result<(usize, usize), Failure> {
+    let mut template = case.fresh(seed)?;
+    template.subject = mode.subject();
+    let uninterrupted = crash::uninterrupted(&template, seed, scenario)?;
     let sites = crash::selected(mode.sites(&uninterrupted));
     ensure!(
         check::HARNESS,
         !sites.is_empty(),
         "the scenario passes no crash site"
     );
-    let mut template = case.fresh(seed)?;
-    template.subject = mode.subject();
-    let mut crashed = 0;
+    let (first, mut crashed) = (sites.len(), 0);
     for site in sites {
         crashed += crash_and_compare(
             case,
@@ -109,7 +119,7 @@ fn check_sites(case: &Case, seed: Seed, scenario: &Scenario, mode: CrashMode) ->
         "{crashed} crashed runs ({}), each recovered and held against every oracle",
         mode.name()
     );
-    Ok(())
+    Ok((first, crashed))
 }
 
 /// One first crash and the second crashes of its recovery. Returns the runs made.

@@ -102,7 +102,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Finished> {
         .map(|(backend, source)| format!("{backend}: {source}"))
         .collect();
     drop(databases);
-    keep_junit()?;
+    keep_junit(profile(plan))?;
     Ok(Finished {
         success: status.success(),
         records: read_records(&results)?,
@@ -113,8 +113,8 @@ pub fn run(plan: &Plan) -> anyhow::Result<Finished> {
 
 /// Copies nextest's JUnit file beside `report.json`, so each run's reports live together
 /// (nextest writes it under the target dir, where the next run overwrites it).
-fn keep_junit() -> anyhow::Result<()> {
-    let junit = target_dir().join("nextest").join("ci").join("junit.xml");
+fn keep_junit(profile: &str) -> anyhow::Result<()> {
+    let junit = target_dir().join("nextest").join(profile).join("junit.xml");
     if junit.is_file() {
         let copy = out_dir().join("junit.xml");
         std::fs::copy(&junit, &copy)
@@ -172,9 +172,25 @@ fn set_environment(command: &mut Command, plan: &Plan) {
     }
 }
 
+/// The nextest profile: `sweep` (slow cases reported, never killed) when the plan sweeps
+/// seeds, else `ci`.
+fn profile(plan: &Plan) -> &'static str {
+    if plan.seeds.is_some() {
+        "sweep"
+    } else {
+        "ci"
+    }
+}
+
 fn nextest_command(plan: &Plan) -> Command {
     let mut command = Command::new("cargo");
-    command.args(["nextest", "run", "--profile", "ci", "--no-fail-fast"]);
+    command.args([
+        "nextest",
+        "run",
+        "--profile",
+        profile(plan),
+        "--no-fail-fast",
+    ]);
     if plan.workspace {
         command.arg("--workspace");
     } else {
