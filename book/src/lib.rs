@@ -11,6 +11,7 @@ mod book;
 pub mod breaker;
 pub mod clock;
 mod commands;
+pub mod config;
 pub mod crash;
 pub mod error;
 pub mod events;

@@ -57,10 +57,14 @@ pub enum Mutant {
     /// fills the venue makes afterwards are never recorded. (Found in the reference book by
     /// a check from outside: kept as a mutant so that the gates keep catching it.)
     CloseStopsFillSync,
+    /// The config accepts `CONFIRM_LIVE_TRADING=1` as a confirmation to trade live.
+    ConfirmLiveAcceptsOne,
+    /// A `DATABASE_URL` that does not parse is quoted whole in the error, password and all.
+    UrlErrorShowsPassword,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 15] = [
+    pub const ALL: [Mutant; 17] = [
         Mutant::IntentIdWithOpenCounter,
         Mutant::NonIdempotentCreate,
         Mutant::WallClockTimestamp,
@@ -76,6 +80,8 @@ impl Mutant {
         Mutant::RecoveryRejectsWithoutAsking,
         Mutant::DuplicateRejectionTreatedAsFailure,
         Mutant::CloseStopsFillSync,
+        Mutant::ConfirmLiveAcceptsOne,
+        Mutant::UrlErrorShowsPassword,
     ];
 
     /// The mutant with this [`Mutant::name`].
@@ -100,6 +106,8 @@ impl Mutant {
             Mutant::RecoveryRejectsWithoutAsking => "recovery-rejects-without-asking",
             Mutant::DuplicateRejectionTreatedAsFailure => "duplicate-rejection-treated-as-failure",
             Mutant::CloseStopsFillSync => "close-stops-fill-sync",
+            Mutant::ConfirmLiveAcceptsOne => "confirm-live-accepts-one",
+            Mutant::UrlErrorShowsPassword => "url-error-shows-password",
         }
     }
 }

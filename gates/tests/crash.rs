@@ -204,14 +204,18 @@ fn signal(window_id: &str, side: Side, size: i64) -> Signal {
 fn every_crash_site_of_seeded_scenarios(case: &Case) -> Check {
     let count = Settings::get().seeds.unwrap_or(SEEDS_DEFAULT);
     let progress = runner::progress(count, &format!("crash sweep on {}", case.backend()));
+    let (mut sites, mut runs) = (0, 0);
     for offset in 0..count {
         let seed = Seed(case.seed.0.wrapping_add(offset));
         let scenario = scenario::generate(seed, scenario::steps_max(STEPS_DEFAULT));
-        check_sites(case, seed, &scenario, CrashMode::Unwind)
+        let (first, crashed) = crash_every_site(case, seed, &scenario, CrashMode::Unwind)
             .map_err(|failure| failure.context(format!("seed {seed}")))?;
+        sites += first;
+        runs += crashed;
         progress.inc(1);
     }
     progress.finish();
+    println!("crash sweep: {count} seeds, {sites} (seed, crash site) cases, {runs} crashed runs counting the second crashes in recovery");
     Ok(())
 }
 

@@ -57,6 +57,18 @@ pub type SimClock = book::ManualClock;
 /// ```
 #[macro_export]
 macro_rules! gate_tests {
+    // A gate that involves no database (`config`): its checks once, as `sqlite::NAME`
+    // (the embedded backend's module).
+    (
+        gate: $gate:literal;
+        database: none;
+        checks: $checks:tt;
+        mutants: $mutants:tt;
+    ) => {
+        $crate::book::with_backends!($crate::__gate_tests_embedded! {
+            gate: $gate; checks: $checks; mutants: $mutants;
+        });
+    };
     (
         gate: $gate:literal;
         checks: $checks:tt;
@@ -78,6 +90,17 @@ macro_rules! __gate_tests {
     ) => {
         $crate::__gate_backend!($embedded_module $embedded $gate $checks $mutants []);
         $( $crate::__gate_backend!($module $variant $gate $checks $mutants $differential); )*
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __gate_tests_embedded {
+    (
+        backends: [$embedded_module:ident $embedded:ident $(, $module:ident $variant:ident)*];
+        gate: $gate:literal; checks: $checks:tt; mutants: $mutants:tt;
+    ) => {
+        $crate::__gate_backend!($embedded_module $embedded $gate $checks $mutants []);
     };
 }
 

@@ -6,6 +6,9 @@ pub struct Gate {
     /// False for gates the spec names that do not exist yet: asking for one is a usage
     /// error that says so, not a silent pass.
     pub implemented: bool,
+    /// False for gates that involve no database (`config`): they run once, on the
+    /// embedded backend, whatever `--backend` says.
+    pub database: bool,
 }
 
 pub const GATES: &[Gate] = &[
@@ -13,36 +16,43 @@ pub const GATES: &[Gate] = &[
         name: "persist",
         summary: "every table round-trips; close/reopen is byte-identical; idempotent intents; migrations refuse newer and drifted schemas",
         implemented: true,
+        database: true,
     },
     Gate {
         name: "config",
         summary: "config is a pure, validated function of the environment; secrets never print",
-        implemented: false,
+        implemented: true,
+        database: false,
     },
     Gate {
         name: "determinism",
         summary: "same seed, identical book; pinned seeds match their snapshots; SQLite equals PostgreSQL",
         implemented: true,
+        database: true,
     },
     Gate {
         name: "race",
         summary: "concurrent entries into one window: exactly one wins; limits hold under contention",
         implemented: false,
+        database: true,
     },
     Gate {
         name: "failure-cascade",
         summary: "venue ok + recording failed -> Unknown, breaker open, nothing more placed",
         implemented: false,
+        database: true,
     },
     Gate {
         name: "crash",
         summary: "a crash at every crash site (in process), then restart and recovery: no loss, no duplicate order, the uninterrupted book",
         implemented: true,
+        database: true,
     },
     Gate {
         name: "verify-before-act",
         summary: "blindness trips the breaker, orphans only log, rate-limit cache rules",
         implemented: false,
+        database: true,
     },
 ];
 

@@ -195,25 +195,25 @@ fn nextest_command(plan: &Plan) -> Command {
         command.arg("--workspace");
     } else {
         command.args(["--package", "gates"]);
-        let mut filters = vec![format!(
-            "({})",
-            plan.gates
-                .iter()
-                .map(|gate| format!("binary(={})", gates::target(gate.name)))
-                .collect::<Vec<_>>()
-                .join(" | ")
-        )];
-        if !plan.backends.is_all() {
-            filters.push(format!(
-                "({})",
-                plan.backends
-                    .0
-                    .iter()
-                    .map(|backend| format!("test(/^{backend}::/)"))
-                    .collect::<Vec<_>>()
-                    .join(" | ")
-            ));
-        }
+        let backends = plan
+            .backends
+            .0
+            .iter()
+            .map(|backend| format!("test(/^{backend}::/)"))
+            .collect::<Vec<_>>()
+            .join(" | ");
+        // A gate without a database runs once whatever the backends; the others on the
+        // chosen ones.
+        let gates = plan
+            .gates
+            .iter()
+            .map(|gate| match (gate.database, plan.backends.is_all()) {
+                (true, false) => format!("(binary(={}) & ({backends}))", gates::target(gate.name)),
+                _ => format!("binary(={})", gates::target(gate.name)),
+            })
+            .collect::<Vec<_>>()
+            .join(" | ");
+        let mut filters = vec![format!("({gates})")];
         if let Some(test) = &plan.test {
             filters.push(format!("test(/::{test}$/)"));
         }

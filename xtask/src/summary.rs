@@ -79,7 +79,13 @@ pub fn report(finished: &Finished, plan: &Plan) -> anyhow::Result<u8> {
 fn rows(finished: &Finished, plan: &Plan) -> Vec<Row> {
     let mut grouped: BTreeMap<(String, String), Vec<&CaseRecord>> = BTreeMap::new();
     for gate in &plan.gates {
-        for backend in &plan.backends.0 {
+        // A gate without a database has one row, on the embedded backend.
+        let backends = if gate.database {
+            plan.backends.0.clone()
+        } else {
+            vec![harness::Backend::embedded()]
+        };
+        for backend in backends {
             grouped.insert(
                 (gate.name.to_owned(), backend.name().to_owned()),
                 Vec::new(),
