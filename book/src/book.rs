@@ -85,6 +85,9 @@ pub struct Book {
     /// the breaker. Kept in memory on purpose, because the database may be exactly what
     /// failed; the persisted breaker is tripped too when it can be written.
     pub(crate) halted: Option<String>,
+    /// Intents found `executing` when the book opened: their outcome is unknown until a
+    /// recovery settles them, so nothing is placed before (see `breaker::ensure_resolved`).
+    pub(crate) unresolved: usize,
     /// What a selected mutant keeps in memory; empty in production.
     pub(crate) mutant_state: MutantState,
 }
@@ -125,8 +128,10 @@ impl Book {
             mutant_state: MutantState::opened(options.mutant),
             options,
             halted: None,
+            unresolved: 0,
         };
         book.initialise()?;
+        book.unresolved = book.executing_count()?;
         Ok(book)
     }
 
@@ -146,6 +151,12 @@ impl Book {
                     Value::Text(format!("{:#018x}", run.seed)),
                 ],
             )?;
+            if inserted == 0 {
+                // A reopen writes nothing. In particular it never recreates a breaker row
+                // that went missing: a missing breaker fails closed, it does not come back
+                // CLOSED.
+                return Ok(());
+            }
             transaction.execute(
                 "INSERT INTO position_counters (id, open_count, max_open, exposure, max_exposure) \
                  VALUES (1, 0, $1, 0, $2) ON CONFLICT (id) DO NOTHING",
@@ -156,7 +167,7 @@ impl Book {
                  VALUES (1, 'CLOSED', NULL, 0, $1) ON CONFLICT (id) DO NOTHING",
                 &[Value::Int(now)],
             )?;
-            if inserted == 1 {
+            {
                 events::append(
                     transaction,
                     &run.run_id,
@@ -238,6 +249,16 @@ impl Book {
                 other => return other,
             }
         }
+    }
+
+    fn executing_count(&mut self) -> Result<usize, BookError> {
+        let count = self.transact(Isolation::Read, "read", |transaction| {
+            Ok(transaction.query_int(
+                "SELECT COUNT(*) FROM intents WHERE status = 'executing'",
+                &[],
+            )?)
+        })?;
+        Ok(usize::try_from(count).unwrap_or(0))
     }
 
     /// The first column of every row a read-only query returns, as text.

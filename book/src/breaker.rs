@@ -31,7 +31,7 @@ impl Book {
             if commands::applied(transaction, command_id)?.is_some() {
                 return Ok(());
             }
-            let before = read(transaction)?;
+            let before = read(transaction, None)?;
             transaction.execute(
                 "UPDATE circuit_breaker SET state = 'OPEN', reason = $1, failure_count = failure_count + 1, updated_ts = $2 WHERE id = 1",
                 &[Value::from(reason.name()), Value::Int(context.now)],
@@ -72,7 +72,7 @@ impl Book {
             if open_orders > 0 {
                 return Err(BookError::OpenOrders { open_orders });
             }
-            let before = read(transaction)?;
+            let before = read(transaction, None)?;
             transaction.execute(
                 "UPDATE circuit_breaker SET state = 'CLOSED', reason = NULL, updated_ts = $1 WHERE id = 1",
                 &[Value::Int(context.now)],
@@ -94,7 +94,9 @@ impl Book {
     }
 
     pub fn breaker(&mut self) -> Result<BreakerState, BookError> {
-        self.transact(Isolation::Read, "read", read)
+        self.transact(Isolation::Read, "read", |transaction| {
+            read(transaction, None)
+        })
     }
 
     /// The in-memory halt after an unknown outcome: no placement until a reset.
@@ -106,11 +108,26 @@ impl Book {
             None => Ok(()),
         }
     }
+
+    /// No placement while intents from before this open are unresolved: the halt after an
+    /// unknown outcome lived in memory, and if neither the order nor the trip could be
+    /// written, the executing intent is all that is left of it.
+    pub(crate) fn ensure_resolved(&self) -> Result<(), BookError> {
+        if self.unresolved == 0 || crate::mutant::places_before_recovery(self.options.mutant) {
+            return Ok(());
+        }
+        Err(BookError::RecoveryRequired {
+            unresolved: self.unresolved,
+        })
+    }
 }
 
 /// The breaker as persisted. A row that is missing, malformed or unreadable is
 /// `BreakerUnreadable`: callers that guard placement therefore fail closed.
-pub(crate) fn read(transaction: &mut (dyn Transaction + '_)) -> Result<BreakerState, BookError> {
+pub(crate) fn read(
+    transaction: &mut (dyn Transaction + '_),
+    mutant: Option<crate::mutant::Mutant>,
+) -> Result<BreakerState, BookError> {
     let unreadable = |detail: String| BookError::BreakerUnreadable { detail };
     let row = transaction
         .query_optional(
@@ -118,6 +135,11 @@ pub(crate) fn read(transaction: &mut (dyn Transaction + '_)) -> Result<BreakerSt
             &[],
         )
         .map_err(|error| unreadable(error.to_string()))?;
+    if row.is_none() {
+        if let Some(closed) = crate::mutant::missing_breaker_row(mutant) {
+            return Ok(closed);
+        }
+    }
     let Some([Value::Text(state), reason, Value::Int(failure_count)]) = row.as_deref() else {
         return Err(unreadable(format!("unexpected breaker row {row:?}")));
     };
@@ -142,8 +164,11 @@ pub(crate) fn read(transaction: &mut (dyn Transaction + '_)) -> Result<BreakerSt
 }
 
 /// Refuses placement unless the breaker reads CLOSED (inside the entry transaction).
-pub(crate) fn ensure_closed(transaction: &mut (dyn Transaction + '_)) -> Result<(), BookError> {
-    let state = read(transaction)?;
+pub(crate) fn ensure_closed(
+    transaction: &mut (dyn Transaction + '_),
+    mutant: Option<crate::mutant::Mutant>,
+) -> Result<(), BookError> {
+    let state = read(transaction, mutant)?;
     if !state.open {
         return Ok(());
     }

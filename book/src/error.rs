@@ -52,6 +52,10 @@ pub enum BookError {
     },
     #[error("book is halted after an unknown outcome: {reason}")]
     Halted { reason: String },
+    /// Intents from before this open are still `executing`: their outcome is unknown until
+    /// recovery asks the venue, so nothing is placed before it has.
+    #[error("{unresolved} intent(s) from before the restart are unresolved: nothing is placed until recovery has run")]
+    RecoveryRequired { unresolved: usize },
     #[error("breaker reset refused: an operator id is required")]
     OperatorRequired,
     #[error("breaker reset refused: {open_orders} order(s) still open")]

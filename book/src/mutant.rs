@@ -61,10 +61,17 @@ pub enum Mutant {
     ConfirmLiveAcceptsOne,
     /// A `DATABASE_URL` that does not parse is quoted whole in the error, password and all.
     UrlErrorShowsPassword,
+    /// A recording that failed after the venue accepted is logged and the book carries on:
+    /// no halt, no trip.
+    LogAndContinue,
+    /// A missing breaker row is read as CLOSED instead of failing closed.
+    MissingBreakerReadAsClosed,
+    /// A book that opens with intents still executing places before recovering them.
+    PlacesBeforeRecovery,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 17] = [
+    pub const ALL: [Mutant; 20] = [
         Mutant::IntentIdWithOpenCounter,
         Mutant::NonIdempotentCreate,
         Mutant::WallClockTimestamp,
@@ -82,6 +89,9 @@ impl Mutant {
         Mutant::CloseStopsFillSync,
         Mutant::ConfirmLiveAcceptsOne,
         Mutant::UrlErrorShowsPassword,
+        Mutant::LogAndContinue,
+        Mutant::MissingBreakerReadAsClosed,
+        Mutant::PlacesBeforeRecovery,
     ];
 
     /// The mutant with this [`Mutant::name`].
@@ -108,6 +118,9 @@ impl Mutant {
             Mutant::CloseStopsFillSync => "close-stops-fill-sync",
             Mutant::ConfirmLiveAcceptsOne => "confirm-live-accepts-one",
             Mutant::UrlErrorShowsPassword => "url-error-shows-password",
+            Mutant::LogAndContinue => "log-and-continue",
+            Mutant::MissingBreakerReadAsClosed => "missing-breaker-read-as-closed",
+            Mutant::PlacesBeforeRecovery => "places-before-recovery",
         }
     }
 }
@@ -317,4 +330,23 @@ pub(crate) fn rejects_without_asking(mutant: Option<Mutant>) -> bool {
 /// [`Mutant::DuplicateRejectionTreatedAsFailure`]: a duplicate rejection is final.
 pub(crate) fn duplicate_is_final(mutant: Option<Mutant>) -> bool {
     mutant == Some(Mutant::DuplicateRejectionTreatedAsFailure)
+}
+
+/// [`Mutant::LogAndContinue`]: a failed recording neither halts nor trips.
+pub(crate) fn logs_and_continues(mutant: Option<Mutant>) -> bool {
+    mutant == Some(Mutant::LogAndContinue)
+}
+
+/// [`Mutant::MissingBreakerReadAsClosed`]: a missing breaker row reads CLOSED.
+pub(crate) fn missing_breaker_row(mutant: Option<Mutant>) -> Option<protocol::BreakerState> {
+    (mutant == Some(Mutant::MissingBreakerReadAsClosed)).then_some(protocol::BreakerState {
+        open: false,
+        reason: None,
+        failure_count: 0,
+    })
+}
+
+/// [`Mutant::PlacesBeforeRecovery`]: unresolved intents do not stop placements.
+pub(crate) fn places_before_recovery(mutant: Option<Mutant>) -> bool {
+    mutant == Some(Mutant::PlacesBeforeRecovery)
 }

@@ -86,6 +86,7 @@ pub fn problem(error: BookError) -> Problem {
             None,
         ),
         BookError::Halted { .. } => (ProblemKind::Halted, None, None, None),
+        BookError::RecoveryRequired { .. } => (ProblemKind::RecoveryRequired, None, None, None),
         BookError::OperatorRequired => (ProblemKind::OperatorRequired, None, None, None),
         BookError::OpenOrders { .. } => (ProblemKind::OpenOrders, None, None, None),
         BookError::NoOpenPosition { intent_id } => {

@@ -22,7 +22,7 @@ impl Book {
                 counters: rows(transaction, COUNTERS, counters)?
                     .pop()
                     .unwrap_or_default(),
-                breaker: Some(breaker::read(transaction)?),
+                breaker: Some(breaker::read(transaction, None)?),
                 daily: rows(transaction, DAILY, daily)?,
                 checkpoints: rows(transaction, CHECKPOINTS, checkpoint)?,
             };

@@ -25,9 +25,9 @@
 //! treated as a failure, and a close that stops fill syncing.
 
 use harness::crash::{self, CrashCase, CrashMode, Uninterrupted};
-use harness::protocol::{Side, Signal};
+use harness::protocol::Side;
 use harness::runner::{self, Run};
-use harness::scenario::{self, Scenario, Step};
+use harness::scenario::{self, signal, Scenario, Step};
 use harness::venue::{Fault, LookupError};
 use harness::{check, ensure, Case, Check, Failure, Seed, Settings};
 
@@ -185,19 +185,6 @@ fn check_every_site(case: &Case, steps: Vec<Step>) -> Check {
         steps,
     };
     check_sites(case, case.seed, &scenario, CrashMode::Unwind)
-}
-
-fn signal(window_id: &str, side: Side, size: i64) -> Signal {
-    Signal {
-        strategy: "momentum".to_owned(),
-        symbol: "BTC-USD".to_owned(),
-        window_id: window_id.to_owned(),
-        side,
-        size,
-        price: 4_200_000,
-        bar_t: 60_000,
-        params: "v1".to_owned(),
-    }
 }
 
 /// `--seeds N` seeded scenarios (from the case's seed on), each crashed at every site.
@@ -424,43 +411,13 @@ fn a_day_boundary_crossed_while_down(case: &Case) -> Check {
     Ok(())
 }
 
-/// Every kind of request once, with the venue misbehaving on the way: what the process
-/// checks crash.
-fn tour() -> Scenario {
-    Scenario {
-        limits: book::Limits::default(),
-        steps: vec![
-            Step::Fault(Fault::PartialFill),
-            Step::Signal(signal("w-1", Side::Buy, 4)),
-            Step::Fault(Fault::TimeoutAfterAccept),
-            Step::Signal(signal("w-2", Side::Sell, 2)),
-            Step::Repeat { back: 2 },
-            Step::Close {
-                pick: 0,
-                offset: 8_000,
-            },
-            Step::Close {
-                pick: 0,
-                offset: -3_000,
-            },
-            Step::SyncFills,
-            Step::Trip,
-            Step::Signal(signal("w-3", Side::Buy, 1)),
-            Step::Reset,
-            Step::RollDay,
-            Step::Checkpoint,
-            Step::Signal(signal("w-4", Side::Buy, 1)),
-        ],
-    }
-}
-
 /// The same gate against a real process: the `book` binary aborts at each crash point
 /// (no destructor, no rollback, no flush runs) and is restarted on the same files.
 fn book_process_aborted_at_every_crash_site(case: &Case) -> Check {
-    check_sites(case, case.seed, &tour(), CrashMode::Abort)
+    check_sites(case, case.seed, &scenario::tour(), CrashMode::Abort)
 }
 
 /// SIGKILL the `book` process right after each venue reply, wherever the book is.
 fn book_process_killed_after_every_venue_reply(case: &Case) -> Check {
-    check_sites(case, case.seed, &tour(), CrashMode::Sigkill)
+    check_sites(case, case.seed, &scenario::tour(), CrashMode::Sigkill)
 }

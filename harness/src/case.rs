@@ -193,12 +193,22 @@ impl Case {
     }
 
     pub fn open_with(&self, options: BookOptions) -> Result<Box<dyn Subject>, Problem> {
+        self.open_with_faults(options, None)
+    }
+
+    /// Opens the subject with a store fault plan on its seam (in process only).
+    pub fn open_with_faults(
+        &self,
+        options: BookOptions,
+        faults: Option<crate::faults::StoreFaultPlan>,
+    ) -> Result<Box<dyn Subject>, Problem> {
         subject::open(
             self.subject,
             &self.database,
             &self.venue,
             &self.clock,
             options,
+            faults,
         )
     }
 

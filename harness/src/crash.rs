@@ -204,6 +204,7 @@ pub fn crashed_at(
         plan: Some(CrashPlan::armed(crash.site.clone(), Firing::Unwind)),
         on_restart: Some(on_restart),
         downtime_ms: crash.downtime_ms,
+        store_faults: None,
     };
     let run = runner::run_with(&case, scenario, &crashes)?;
     let expected = 1 + usize::from(crash.in_recovery.is_some());

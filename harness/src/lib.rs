@@ -10,6 +10,7 @@ pub mod coverage;
 pub mod crash;
 pub mod database;
 pub mod dump;
+pub mod faults;
 pub mod gate;
 pub mod invariants;
 pub mod model;

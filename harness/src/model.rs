@@ -248,6 +248,9 @@ struct ModelBook {
     checkpoints: BTreeMap<String, String>,
     /// Applied operator commands, with a close's pnl.
     commands: BTreeMap<String, Option<i64>>,
+    /// The book restarted with intents executing: nothing is placed until a recovery has
+    /// settled them all.
+    recovery_required: bool,
 }
 
 fn identity(signal: &Signal) -> String {
@@ -288,6 +291,7 @@ impl ModelBook {
             daily: BTreeMap::new(),
             checkpoints: BTreeMap::new(),
             commands: BTreeMap::new(),
+            recovery_required: false,
         }
     }
 
@@ -314,6 +318,9 @@ impl ModelBook {
 
     fn submit(&mut self, signal: &Signal, step: &mut Step<'_, '_>) -> Expect {
         let today = step.now.div_euclid(DAY_MS);
+        if self.recovery_required {
+            return Expect::Problem(ProblemKind::RecoveryRequired);
+        }
         if self.breaker.open {
             return Expect::Problem(ProblemKind::BreakerOpen);
         }
@@ -505,6 +512,7 @@ impl ModelBook {
             }
         }
         if settled_all {
+            self.recovery_required = false;
             Expect::Done
         } else {
             Expect::Problem(ProblemKind::VenueUncertain)
@@ -832,6 +840,36 @@ impl Model {
             }
         }
         self.candidates = unique;
+    }
+
+    /// The book restarted: where intents are executing, nothing may be placed until a
+    /// recovery settles them.
+    pub fn restarted(&mut self) {
+        for candidate in &mut self.candidates {
+            candidate.recovery_required = candidate
+                .intents
+                .values()
+                .any(|intent| intent.status == IntentStatus::Executing);
+        }
+        self.dedup();
+    }
+
+    /// A recording failed after the venue accepted (an unknown outcome): the book may have
+    /// tripped its breaker, or not (the database may be what failed).
+    pub fn maybe_tripped(&mut self, reason: TripReason) {
+        let tripped: Vec<ModelBook> = self
+            .candidates
+            .iter()
+            .map(|candidate| {
+                let mut tripped = candidate.clone();
+                tripped.breaker.open = true;
+                tripped.breaker.reason = Some(reason);
+                tripped.breaker.failure_count += 1;
+                tripped
+            })
+            .collect();
+        self.candidates.extend(tripped);
+        self.dedup();
     }
 
     /// Keeps the legal states the book's state equals. `Err` with the first difference from

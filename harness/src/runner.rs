@@ -62,6 +62,10 @@ pub struct Crashes {
     pub on_restart: Option<CrashPlan>,
     /// Logical time that passes while the book is down.
     pub downtime_ms: i64,
+    /// Database faults on the book's store seam (in process): a request during which one
+    /// fired and that did not succeed is in doubt, like a crash, and the book restarts on a
+    /// healthy database.
+    pub store_faults: Option<crate::faults::StoreFaultPlan>,
 }
 
 /// Runs `scenario` for `seed` on a fresh database like `template`'s.
@@ -87,6 +91,9 @@ pub fn run_with(case: &Case, scenario: &Scenario, crashes: &Crashes) -> Result<R
 enum Interrupt {
     /// The book crashed; the run restarts it.
     Crashed,
+    /// A store fault made the request fail; the run checks the book stopped, then restarts
+    /// it.
+    Faulted(Problem),
     Failed(Failure),
 }
 
@@ -102,6 +109,8 @@ struct InDoubt {
     now: i64,
     exchanges: Vec<crate::venue::Exchange>,
     site: Option<CrashSite>,
+    /// The book answered that the outcome is unknown: it may have tripped its breaker.
+    unknown: bool,
 }
 
 struct Driver<'run> {
@@ -121,6 +130,8 @@ struct Driver<'run> {
     in_doubt: Option<InDoubt>,
     crashed_at: Vec<CrashSite>,
     recovery_sites: Vec<CrashSite>,
+    /// A store fault has fired (it fires once).
+    fault_seen: bool,
 }
 
 impl<'run> Driver<'run> {
@@ -144,10 +155,20 @@ impl<'run> Driver<'run> {
             in_doubt: None,
             crashed_at: Vec::new(),
             recovery_sites: Vec::new(),
+            fault_seen: false,
         };
         match driver.open_subject(crashes.plan.clone()) {
             Err(crashed) if crashed.kind == ProblemKind::Crashed => {
                 driver.note_crash(&crashed, "  0. open");
+                driver.open_subject(crashes.plan.clone())?;
+            }
+            // A store fault while opening (migrating, say): nothing was answered, so the
+            // book just opens again on a healthy database.
+            Err(faulted) if driver.fault_fired_now() => {
+                driver.trace.push(format!("  0. open -> FAULT: {faulted}"));
+                if let Some(plan) = &crashes.store_faults {
+                    plan.disarm();
+                }
                 driver.open_subject(crashes.plan.clone())?;
             }
             other => other?,
@@ -159,7 +180,8 @@ impl<'run> Driver<'run> {
         let mut options = self.case.options();
         options.limits = self.limits;
         options.crash_plan = plan;
-        self.subject = Some(self.case.open_with(options)?);
+        let faults = self.crashes.store_faults.clone();
+        self.subject = Some(self.case.open_with_faults(options, faults)?);
         Ok(())
     }
 
@@ -184,7 +206,14 @@ impl<'run> Driver<'run> {
         self.world(step);
         match self.operate(number, step) {
             Ok(text) => self.trace.push(format!("{number:>3}. {step} -> {text}")),
-            Err(Interrupt::Crashed) => self.restart(number, step)?,
+            Err(Interrupt::Crashed) => {
+                let site = self.in_doubt.as_ref().and_then(|doubt| doubt.site.clone());
+                let crashed =
+                    site.map_or_else(|| "CRASH".to_owned(), |site| format!("CRASH at {site}"));
+                self.trace.push(format!("{number:>3}. {step} -> {crashed}"));
+                self.restart(number, step)?;
+            }
+            Err(Interrupt::Faulted(problem)) => self.after_fault(number, step, &problem)?,
             Err(Interrupt::Failed(failure)) => {
                 let failure = failure.context(format!("step {number} ({step})"));
                 return Err(self.failed(failure));
@@ -270,8 +299,22 @@ impl<'run> Driver<'run> {
                     now,
                     exchanges,
                     site,
+                    unknown: false,
                 });
                 return Err(Interrupt::Crashed);
+            }
+        }
+        if self.fault_fired_now() {
+            if let Err(problem) = &result {
+                let unknown = problem.kind == ProblemKind::OutcomeUnknown;
+                self.in_doubt = Some(InDoubt {
+                    op,
+                    now,
+                    exchanges,
+                    site: None,
+                    unknown,
+                });
+                return Err(Interrupt::Faulted(problem.clone()));
             }
         }
         let answer = answer_of(&op, &result);
@@ -286,6 +329,87 @@ impl<'run> Driver<'run> {
             }
         }
         Ok(result)
+    }
+
+    /// Whether the store fault fired during the request just made.
+    fn fault_fired_now(&mut self) -> bool {
+        let fired = self
+            .crashes
+            .store_faults
+            .as_ref()
+            .and_then(|plan| plan.fired());
+        let now = fired.is_some() && !self.fault_seen;
+        if let Some(fault) = fired.as_ref().filter(|_| now) {
+            let op = match fault.site {
+                crate::faults::FaultSite::Op { op, .. } => op.name(),
+                _ => "statement",
+            };
+            self.coverage
+                .add("store_fault", &format!("{}@{op}", fault.fault.name()), 1);
+        }
+        self.fault_seen |= fired.is_some();
+        now
+    }
+
+    /// A store fault made a request fail. After an unknown outcome the book must place
+    /// nothing more (a probe signal is refused and reaches no venue); then it restarts on a
+    /// healthy database, recovers, and gets the step again.
+    fn after_fault(
+        &mut self,
+        number: usize,
+        step: &Step,
+        problem: &Problem,
+    ) -> Result<(), Failure> {
+        let fault = self
+            .crashes
+            .store_faults
+            .as_ref()
+            .and_then(|plan| plan.fired())
+            .map_or_else(String::new, |fault| fault.to_string());
+        self.trace
+            .push(format!("{number:>3}. {step} -> FAULT {fault}: {problem}"));
+        if problem.kind == ProblemKind::OutcomeUnknown {
+            self.probe().map_err(|failure| self.failed(failure))?;
+        }
+        if let Some(plan) = &self.crashes.store_faults {
+            plan.disarm();
+        }
+        self.restart(number, step)
+    }
+
+    /// A signal no scenario sends: after an unknown outcome it must be refused, unsent.
+    fn probe(&mut self) -> Result<(), Failure> {
+        let signal = Signal {
+            strategy: "probe".to_owned(),
+            symbol: "BTC-USD".to_owned(),
+            window_id: format!("probe-{}", self.trace.len()),
+            side: protocol::Side::Buy,
+            size: 1,
+            price: 4_200_000,
+            bar_t: self.case.clock_now(),
+            params: "probe".to_owned(),
+        };
+        let placements = self.case.venue.placements().len();
+        let result = match self.subject.as_mut() {
+            Some(subject) => subject.request(Request::Submit { signal }),
+            None => return Ok(()),
+        };
+        self.case.venue.drain_journal();
+        let sent = self.case.venue.placements().len() > placements;
+        let answered = match &result {
+            Ok(value) => format!("answered {value}"),
+            Err(problem) => format!("refused: {problem}"),
+        };
+        self.trace.push(format!(
+            "     probe after the unknown outcome -> {answered}"
+        ));
+        if sent || result.is_ok() {
+            return Err(Failure::new(
+                "nothing_placed_after_unknown_outcome",
+                format!("after an unknown outcome the book still took a new signal ({answered}; sent to the venue: {sent})"),
+            ));
+        }
+        Ok(())
     }
 
     fn simple(&mut self, op: Op, done: &str) -> Result<String, Interrupt> {
@@ -400,16 +524,6 @@ impl<'run> Driver<'run> {
     /// The process is gone: connections close, open transactions roll back. A new book
     /// opens on the same database, recovers, and gets the crashed step again.
     fn restart(&mut self, number: usize, step: &Step) -> Result<(), Failure> {
-        let crashed = self.in_doubt.as_ref().map_or_else(
-            || "CRASH".to_owned(),
-            |doubt| {
-                doubt
-                    .site
-                    .as_ref()
-                    .map_or_else(|| "CRASH".to_owned(), |site| format!("CRASH at {site}"))
-            },
-        );
-        self.trace.push(format!("{number:>3}. {step} -> {crashed}"));
         self.crash_restart(number)?;
         self.check(
             Phase::Recovered,
@@ -422,7 +536,7 @@ impl<'run> Driver<'run> {
             Ok(text) => self
                 .trace
                 .push(format!("     re-delivered: {step} -> {text}")),
-            Err(Interrupt::Crashed) => {
+            Err(Interrupt::Crashed | Interrupt::Faulted(_)) => {
                 return Err(self.failed(Failure::harness(
                     "the book crashed again on the re-delivered step; a plan fires once",
                 )))
@@ -452,6 +566,7 @@ impl<'run> Driver<'run> {
                     .push(format!("     down for {} ms", self.crashes.downtime_ms));
             }
             self.open_subject(plan.take()).map_err(Failure::from)?;
+            self.model.restarted();
             // What the crash left, before recovery touches it: intents may be executing.
             self.check(
                 Phase::Running,
@@ -464,7 +579,7 @@ impl<'run> Driver<'run> {
                 .map_or(0, |plan| plan.passed().len());
             match self.recover() {
                 Ok(text) => self.trace.push(format!("     restart: {text}")),
-                Err(Interrupt::Crashed) => {
+                Err(Interrupt::Crashed | Interrupt::Faulted(_)) => {
                     self.coverage.add("crash", "during_recovery", 1);
                     self.trace
                         .push("     restart: recover -> CRASH again".to_owned());
@@ -497,6 +612,9 @@ impl<'run> Driver<'run> {
         };
         self.model
             .crashed(&doubt.op, doubt.now, &doubt.exchanges, name.as_deref());
+        if doubt.unknown {
+            self.model.maybe_tripped(TripReason::PositionTrackingFailed);
+        }
         Ok(())
     }
 
@@ -534,7 +652,7 @@ impl<'run> Driver<'run> {
     fn finish(mut self) -> Result<Run, Failure> {
         match self.recover() {
             Ok(text) => self.trace.push(format!("end: {text}")),
-            Err(Interrupt::Crashed) => {
+            Err(Interrupt::Crashed | Interrupt::Faulted(_)) => {
                 return Err(self.failed(Failure::harness(
                     "the book crashed in the final recovery; a plan fires once",
                 )))

@@ -243,6 +243,50 @@ pub fn scenario_strategy(steps_max: usize) -> impl Strategy<Value = Scenario> {
         })
 }
 
+/// A signal for hand-written scenarios: `momentum` on BTC-USD at 4_200_000, bar 60_000.
+pub fn signal(window_id: &str, side: Side, size: i64) -> Signal {
+    Signal {
+        strategy: "momentum".to_owned(),
+        symbol: "BTC-USD".to_owned(),
+        window_id: window_id.to_owned(),
+        side,
+        size,
+        price: 4_200_000,
+        bar_t: 60_000,
+        params: "v1".to_owned(),
+    }
+}
+
+/// Every kind of request once, with the venue misbehaving on the way (a partial fill, a
+/// timeout after accepting): what the process crash checks and the store fault sweep run.
+pub fn tour() -> Scenario {
+    Scenario {
+        limits: Limits::default(),
+        steps: vec![
+            Step::Fault(Fault::PartialFill),
+            Step::Signal(signal("w-1", Side::Buy, 4)),
+            Step::Fault(Fault::TimeoutAfterAccept),
+            Step::Signal(signal("w-2", Side::Sell, 2)),
+            Step::Repeat { back: 2 },
+            Step::Close {
+                pick: 0,
+                offset: 8_000,
+            },
+            Step::Close {
+                pick: 0,
+                offset: -3_000,
+            },
+            Step::SyncFills,
+            Step::Trip,
+            Step::Signal(signal("w-3", Side::Buy, 1)),
+            Step::Reset,
+            Step::RollDay,
+            Step::Checkpoint,
+            Step::Signal(signal("w-4", Side::Buy, 1)),
+        ],
+    }
+}
+
 /// `--steps` (`BOOKPROOF_STEPS`) if given, else `default`.
 pub fn steps_max(default: usize) -> usize {
     Settings::get().steps.unwrap_or(default)

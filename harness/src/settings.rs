@@ -19,6 +19,7 @@ pub const STEPS: &str = "BOOKPROOF_STEPS";
 pub const CRASH_AT: &str = "BOOKPROOF_CRASH_AT";
 pub const CRASH_SITES: &str = "BOOKPROOF_CRASH_SITES";
 pub const CRASH_IN_RECOVERY: &str = "BOOKPROOF_CRASH_IN_RECOVERY";
+pub const FAULT_AT: &str = "BOOKPROOF_FAULT_AT";
 pub const MUTANT: &str = "BOOKPROOF_MUTANT";
 pub const SUBJECT: &str = "BOOKPROOF_SUBJECT";
 pub const REQUIRE_POSTGRES: &str = "BOOKPROOF_REQUIRE_POSTGRES";
@@ -36,6 +37,7 @@ pub const ALL: &[&str] = &[
     CRASH_AT,
     CRASH_SITES,
     CRASH_IN_RECOVERY,
+    FAULT_AT,
     MUTANT,
     SUBJECT,
     REQUIRE_POSTGRES,
@@ -64,6 +66,8 @@ pub struct Settings {
     pub crash_sites: Option<usize>,
     /// With `crash_at`: the recovery after that crash crashes again, here.
     pub crash_in_recovery: Option<CrashSite>,
+    /// The failure-cascade gate injects only this store fault.
+    pub fault_at: Option<crate::faults::FaultCase>,
     /// Run ordinary checks against this mutant (to watch a gate catch it).
     pub mutant: Option<Mutant>,
     /// How cases run the book by default.
@@ -120,6 +124,13 @@ impl Settings {
                 .transpose()?,
             crash_at: read(CRASH_AT).map(parse_crash_site).transpose()?,
             crash_in_recovery: read(CRASH_IN_RECOVERY).map(parse_crash_site).transpose()?,
+            fault_at: read(FAULT_AT)
+                .map(|(variable, value)| {
+                    value.parse().map_err(|reason: String| {
+                        bad(variable, &value, format!("FAULT@SITE ({reason})"))
+                    })
+                })
+                .transpose()?,
             crash_sites: read(CRASH_SITES)
                 .map(|(variable, value)| {
                     positive(variable, &value, u32::MAX.into()).map(|sites| sites as usize)
@@ -152,6 +163,7 @@ impl Settings {
             steps: self.steps,
             crash_at: self.crash_at.clone(),
             crash_in_recovery: self.crash_in_recovery.clone(),
+            fault_at: self.fault_at.clone(),
             mutant: self.mutant,
             subject: self.subject,
         }
@@ -259,6 +271,7 @@ pub struct Repro {
     pub steps: Option<usize>,
     pub crash_at: Option<CrashSite>,
     pub crash_in_recovery: Option<CrashSite>,
+    pub fault_at: Option<crate::faults::FaultCase>,
     pub mutant: Option<Mutant>,
     pub subject: SubjectKind,
 }
@@ -284,6 +297,10 @@ impl Repro {
         self
     }
 
+    pub fn with_fault_at(mut self, fault: &crate::faults::FaultCase) -> Repro {
+        self.fault_at = Some(fault.clone());
+        self
+    }
     pub fn with_mutant(mut self, mutant: Option<Mutant>) -> Repro {
         self.mutant = mutant;
         self
@@ -305,6 +322,9 @@ impl fmt::Display for Repro {
         }
         if let Some(site) = &self.crash_in_recovery {
             write!(formatter, " --crash-in-recovery '{site}'")?;
+        }
+        if let Some(fault) = &self.fault_at {
+            write!(formatter, " --fault-at '{fault}'")?;
         }
         if let Some(mutant) = self.mutant {
             write!(formatter, " --mutant {}", mutant.name())?;

@@ -243,6 +243,8 @@ pub enum ProblemKind {
     VenueUnavailable,
     /// The book halted after an unknown outcome.
     Halted,
+    /// Intents from before a restart are unresolved: recovery must run before placing.
+    RecoveryRequired,
     OperatorRequired,
     OpenOrders,
     NoOpenPosition,
@@ -280,6 +282,7 @@ impl ProblemKind {
                 | ProblemKind::SerializationConflict
                 | ProblemKind::VenueUnavailable
                 | ProblemKind::Halted
+                | ProblemKind::RecoveryRequired
                 | ProblemKind::OperatorRequired
                 | ProblemKind::OpenOrders
                 | ProblemKind::NoOpenPosition

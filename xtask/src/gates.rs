@@ -38,8 +38,8 @@ pub const GATES: &[Gate] = &[
     },
     Gate {
         name: "failure-cascade",
-        summary: "venue ok + recording failed -> Unknown, breaker open, nothing more placed",
-        implemented: false,
+                summary: "venue ok + recording failed -> Unknown, breaker open, nothing more placed, none before recovery; breaker fails closed; every store fault",
+        implemented: true,
         database: true,
     },
     Gate {

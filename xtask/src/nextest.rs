@@ -28,6 +28,7 @@ pub struct Plan {
     pub steps: Option<u64>,
     pub crash_at: Option<CrashSite>,
     pub crash_in_recovery: Option<CrashSite>,
+    pub fault_at: Option<harness::faults::FaultCase>,
     pub crash_sites: Option<u64>,
     pub mutant: Option<Mutant>,
     pub subject: SubjectKind,
@@ -150,6 +151,10 @@ fn set_environment(command: &mut Command, plan: &Plan) {
         (
             settings::CRASH_IN_RECOVERY,
             plan.crash_in_recovery.as_ref().map(ToString::to_string),
+        ),
+        (
+            settings::FAULT_AT,
+            plan.fault_at.as_ref().map(ToString::to_string),
         ),
         (
             settings::CRASH_SITES,

@@ -25,6 +25,10 @@ pub struct Args {
     /// The second crash site the failure named, inside the recovery (crash gate).
     #[arg(long, requires = "crash_at")]
     pub crash_in_recovery: Option<CrashSite>,
+    /// The failure-cascade gate injects only this store fault (`FAULT@SITE`, as a failure
+    /// prints it).
+    #[arg(long)]
+    pub fault_at: Option<harness::faults::FaultCase>,
     /// Run the case against this mutant (a deliberately broken book), to watch the gate
     /// catch it.
     #[arg(long, value_parser = mutant_parser())]
@@ -67,6 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         steps: args.steps,
         crash_at: args.crash_at,
         crash_in_recovery: args.crash_in_recovery,
+        fault_at: args.fault_at,
         crash_sites: None,
         mutant: args.mutant,
         subject: args.subject,

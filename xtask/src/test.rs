@@ -25,6 +25,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         steps: None,
         crash_at: None,
         crash_in_recovery: None,
+        fault_at: None,
         crash_sites: None,
         mutant: None,
         subject: harness::SubjectKind::default(),

@@ -30,6 +30,10 @@ pub struct Args {
     /// With --crash-at: the recovery after that crash crashes again, here.
     #[arg(long, requires = "crash_at")]
     pub crash_in_recovery: Option<CrashSite>,
+    /// The failure-cascade gate injects only this store fault (`FAULT@SITE`, as a failure
+    /// prints it).
+    #[arg(long)]
+    pub fault_at: Option<harness::faults::FaultCase>,
     /// The crash gate crashes at most this many sites per scenario, evenly spread.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub crash_sites: Option<u64>,
@@ -77,6 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         steps: args.steps,
         crash_at: args.crash_at,
         crash_in_recovery: args.crash_in_recovery,
+        fault_at: args.fault_at,
         crash_sites: args.crash_sites,
         mutant: None,
         subject: args.subject,

@@ -43,6 +43,12 @@ impl Book {
             Ok(()) => Ok(()),
             // A crash stops everything, the halt logic included.
             Err(crashed @ BookError::Crashed(_)) => Err(crashed),
+            Err(error) if crate::mutant::logs_and_continues(self.options.mutant) => {
+                Err(BookError::OutcomeUnknown {
+                    intent_id: intent_id.to_owned(),
+                    detail: error.to_string(),
+                })
+            }
             Err(error) => {
                 let detail = error.to_string();
                 self.halted = Some(format!("recording intent {intent_id} failed: {detail}"));

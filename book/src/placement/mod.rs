@@ -30,6 +30,7 @@ impl Book {
     pub fn submit(&mut self, signal: &Signal) -> Result<Outcome, BookError> {
         intent::validate(signal)?;
         self.ensure_not_halted()?;
+        self.ensure_resolved()?;
         let intent_id = match self.reserve(signal)? {
             Reservation::Existing { intent_id, status } => {
                 return Ok(Outcome::Existing { intent_id, status })

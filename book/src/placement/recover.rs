@@ -56,6 +56,8 @@ impl Book {
                 }
             }
         }
+        // Everything from before the open is settled now.
+        self.unresolved = 0;
         Ok(report)
     }
 }

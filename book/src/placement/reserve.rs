@@ -41,7 +41,7 @@ impl Book {
         let max_daily_loss = self.options.limits.max_daily_loss;
         let context = self.context();
         self.transact(Isolation::Serializable, "reserve", |transaction| {
-            breaker::ensure_closed(transaction)?;
+            breaker::ensure_closed(transaction, context.mutant)?;
             limits::ensure_daily_loss_ok(transaction, context.today, max_daily_loss)?;
             let (intent_id, resubmitted) = match known(transaction, &intent_id, &context)? {
                 Known::Final(status) => {

@@ -72,6 +72,12 @@ pub trait CaseDatabase: Send + Sync + fmt::Display {
     fn file(&self) -> Option<&Path> {
         None
     }
+
+    /// Terminates every server-side connection to this database (a real fault), for
+    /// backends that have a server.
+    fn terminator(&self) -> Option<crate::faults::Terminator> {
+        None
+    }
 }
 
 /// A fresh, empty database for one case on some backend.
@@ -101,6 +107,11 @@ impl Database {
 
     pub fn process_access(&self) -> ProcessAccess {
         self.0.process_access()
+    }
+
+    /// See [`CaseDatabase::terminator`].
+    pub fn terminator(&self) -> Option<crate::faults::Terminator> {
+        self.0.terminator()
     }
 
     /// The SQLite file, for checks that need the file itself.

@@ -219,6 +219,22 @@ impl CaseDatabase for PostgresDatabase {
             environment: vec![(BOOK_URL_ENV, self.url.clone())],
         }
     }
+
+    fn terminator(&self) -> Option<crate::faults::Terminator> {
+        let server = Arc::clone(&self.server);
+        let name = self.name.clone();
+        Some(Arc::new(move || {
+            debug_assert!(name.starts_with(DATABASE_PREFIX));
+            admin(
+                &server,
+                &format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+                ),
+            )
+            .map_err(|error| error.to_string())
+        }))
+    }
 }
 
 impl fmt::Display for PostgresDatabase {

@@ -14,6 +14,7 @@ use protocol::{
 use serde::de::DeserializeOwned;
 
 use crate::database::Database;
+use crate::faults::StoreFaultPlan;
 pub use crate::settings::SubjectKind;
 use crate::venue::SimVenue;
 use crate::SimClock;
@@ -24,16 +25,18 @@ pub trait Subject: Send {
     fn request(&mut self, request: Request) -> Result<serde_json::Value, Problem>;
 }
 
-/// Opens a subject of `kind` on `database`, with the case's venue and clock.
+/// Opens a subject of `kind` on `database`, with the case's venue and clock, and a store
+/// fault plan on its seam (in process only: a process has its own store).
 pub fn open(
     kind: SubjectKind,
     database: &Database,
     venue: &SimVenue,
     clock: &SimClock,
     options: BookOptions,
+    faults: Option<StoreFaultPlan>,
 ) -> Result<Box<dyn Subject>, Problem> {
     match kind {
-        SubjectKind::InProcess => reference::open(database, venue, clock, options),
+        SubjectKind::InProcess => reference::open(database, venue, clock, options, faults),
         SubjectKind::Process => Ok(Box::new(process::ProcessSubject::spawn(
             database, venue, clock, options,
         )?)),

@@ -6,6 +6,7 @@ use protocol::{Problem, Request};
 
 use super::Subject;
 use crate::database::Database;
+use crate::faults::{FaultyStore, StoreFaultPlan};
 use crate::venue::SimVenue;
 use crate::SimClock;
 
@@ -14,15 +15,21 @@ pub struct ReferenceSubject {
     book: Book,
 }
 
+/// Opens the book on a new connection; with `faults`, on a [`FaultyStore`] around it.
 pub fn open(
     database: &Database,
     venue: &SimVenue,
     clock: &SimClock,
     options: BookOptions,
+    faults: Option<StoreFaultPlan>,
 ) -> Result<Box<dyn Subject>, Problem> {
     let store = database
         .connect()
         .map_err(|error| book::serve::problem(error.into()))?;
+    let store: Box<dyn book::Store> = match faults {
+        Some(plan) => Box::new(FaultyStore::new(store, plan)),
+        None => store,
+    };
     let book = Book::open(
         store,
         Box::new(venue.clone()),
