@@ -54,6 +54,10 @@ pub struct Limits {
     pub max_exposure: i64,
     /// A day whose realised pnl is at or below `-max_daily_loss` places nothing more.
     pub max_daily_loss: i64,
+    /// A position is closed once its mark moves this many millionths against its entry.
+    pub stop_loss: i64,
+    /// A position is closed once its mark moves this many millionths in its favour.
+    pub take_profit: i64,
 }
 
 impl Default for Limits {
@@ -62,6 +66,8 @@ impl Default for Limits {
             max_open: 10,
             max_exposure: 1_000_000_000,
             max_daily_loss: 1_000_000,
+            stop_loss: 20_000,
+            take_profit: 30_000,
         }
     }
 }
@@ -132,6 +138,10 @@ impl Book {
         };
         book.initialise()?;
         book.unresolved = book.executing_count()?;
+        if book.mutant_state.caches_positions() {
+            let positions = book.open_positions()?;
+            book.mutant_state.cache_positions(positions);
+        }
         Ok(book)
     }
 

@@ -62,6 +62,18 @@ pub enum BookError {
     OpenOrders { open_orders: i64 },
     #[error("no open position for intent {intent_id}")]
     NoOpenPosition { intent_id: String },
+    /// The venue holds positions the book lacks: the breaker tripped, nothing evaluated.
+    #[error("the venue holds positions the book lacks ({symbols:?}): breaker tripped, exits not evaluated blind")]
+    Blind { symbols: Vec<String> },
+    /// The venue rate-limited and no verification was fresh: the breaker tripped.
+    #[error("the venue is rate limiting and no verification is under 30 s old: breaker tripped, exits not evaluated")]
+    VerificationRateLimited,
+    /// The venue's positions could not be read (never taken as "no positions").
+    #[error("the venue's positions could not be verified: {source}; exits not evaluated")]
+    VerificationFailed {
+        #[source]
+        source: VenueError,
+    },
     /// An armed crash point fired (tests only): everything after it did not happen.
     #[error(transparent)]
     Crashed(#[from] Crashed),

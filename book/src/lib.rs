@@ -22,10 +22,12 @@ pub mod mutant;
 mod placement;
 mod positions;
 pub mod process;
+mod rows;
 pub mod schema;
 pub mod serve;
 mod state;
 pub mod store;
+pub mod verify;
 
 pub use crate::book::{Book, BookOptions, Limits, Mode, RunSpec};
 pub use crate::clock::{Clock, ManualClock};

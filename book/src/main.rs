@@ -10,8 +10,9 @@ use book::{Book, BookOptions, CrashPlan, Firing, Limits, ManualClock, Mode, Muta
 use protocol::{BookLine, CrashSite, PROTOCOL_VERSION};
 
 const USAGE: &str = "usage: book (--sqlite PATH | --postgres) --run-id ID --seed HEX \
-[--dataset-sha SHA] [--config-sha SHA] [--max-open N] [--max-exposure N] [--max-daily-loss N] \
-[--mutant NAME] [--crash-at POINT#HIT]
+[--dataset-sha SHA] [--config-sha SHA] [--mode paper|live] [--max-open N] [--max-exposure N] \
+[--max-daily-loss N] [--stop-loss MILLIONTHS] [--take-profit MILLIONTHS] [--mutant NAME] \
+[--crash-at POINT#HIT]
 
 Speaks the line protocol of the `protocol` crate on stdin/stdout: one JSON request per
 line, answered by venue calls and one `ok` or `error` line. With --postgres the URL comes
@@ -26,6 +27,7 @@ struct Arguments {
     seed: Option<u64>,
     dataset_sha: String,
     config_sha: String,
+    mode: Mode,
     limits: Limits,
     mutant: Option<Mutant>,
     crash_at: Option<CrashSite>,
@@ -39,6 +41,7 @@ fn parse(mut arguments: impl Iterator<Item = String>) -> Result<Arguments, Strin
         seed: None,
         dataset_sha: "dataset".to_owned(),
         config_sha: "config".to_owned(),
+        mode: Mode::Paper,
         limits: Limits::default(),
         mutant: None,
         crash_at: None,
@@ -59,6 +62,15 @@ fn parse(mut arguments: impl Iterator<Item = String>) -> Result<Arguments, Strin
             "--max-open" => parsed.limits.max_open = parse_amount(&flag, &value()?)?,
             "--max-exposure" => parsed.limits.max_exposure = parse_amount(&flag, &value()?)?,
             "--max-daily-loss" => parsed.limits.max_daily_loss = parse_amount(&flag, &value()?)?,
+            "--stop-loss" => parsed.limits.stop_loss = parse_amount(&flag, &value()?)?,
+            "--take-profit" => parsed.limits.take_profit = parse_amount(&flag, &value()?)?,
+            "--mode" => {
+                parsed.mode = match value()?.as_str() {
+                    "paper" => Mode::Paper,
+                    "live" => Mode::Live,
+                    other => return Err(format!("--mode {other:?}: expected paper or live")),
+                }
+            }
             "--mutant" => {
                 let name = value()?;
                 parsed.mutant =
@@ -136,7 +148,7 @@ fn run(arguments: Arguments) -> Result<(), String> {
     let options = BookOptions {
         run: RunSpec {
             run_id,
-            mode: Mode::Paper,
+            mode: arguments.mode,
             dataset_sha: arguments.dataset_sha,
             config_sha: arguments.config_sha,
             seed,

@@ -45,6 +45,7 @@ macro_rules! all_migrations {
                 (1, "0001_core", "core"),
                 (2, "0002_indexes", "indexes"),
                 (3, "0003_cancel_and_commands", "cancel_and_commands"),
+                (4, "0004_exits", "exits"),
             ]
         )
     };

@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::rows::OpenPosition;
 use crate::store::{StoreError, Transaction, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -68,10 +69,15 @@ pub enum Mutant {
     MissingBreakerReadAsClosed,
     /// A book that opens with intents still executing places before recovering them.
     PlacesBeforeRecovery,
+    /// Stop-loss and take-profit read the positions the process loaded when it opened, not
+    /// the database: positions opened since are never stopped out.
+    StopLossReadsMemory,
+    /// The verifier reads a venue failure (a 500) as "no positions" and evaluates anyway.
+    VerifierReadsErrorAsEmpty,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 20] = [
+    pub const ALL: [Mutant; 22] = [
         Mutant::IntentIdWithOpenCounter,
         Mutant::NonIdempotentCreate,
         Mutant::WallClockTimestamp,
@@ -92,6 +98,8 @@ impl Mutant {
         Mutant::LogAndContinue,
         Mutant::MissingBreakerReadAsClosed,
         Mutant::PlacesBeforeRecovery,
+        Mutant::StopLossReadsMemory,
+        Mutant::VerifierReadsErrorAsEmpty,
     ];
 
     /// The mutant with this [`Mutant::name`].
@@ -121,6 +129,8 @@ impl Mutant {
             Mutant::LogAndContinue => "log-and-continue",
             Mutant::MissingBreakerReadAsClosed => "missing-breaker-read-as-closed",
             Mutant::PlacesBeforeRecovery => "places-before-recovery",
+            Mutant::StopLossReadsMemory => "stop-loss-reads-memory",
+            Mutant::VerifierReadsErrorAsEmpty => "verifier-reads-error-as-empty",
         }
     }
 }
@@ -136,6 +146,8 @@ pub(crate) struct MutantState {
     open_count: u64,
     /// [`Mutant::DailyCounterInMemory`]: trades counted since this open.
     trades_in_memory: i64,
+    /// [`Mutant::StopLossReadsMemory`]: the open positions as loaded when the book opened.
+    position_cache: Option<Vec<OpenPosition>>,
 }
 
 impl MutantState {
@@ -150,7 +162,23 @@ impl MutantState {
             mutant,
             open_count,
             trades_in_memory: 0,
+            position_cache: None,
         }
+    }
+
+    /// Whether the mutant wants the open positions cached at open.
+    pub(crate) fn caches_positions(&self) -> bool {
+        self.mutant == Some(Mutant::StopLossReadsMemory)
+    }
+
+    pub(crate) fn cache_positions(&mut self, positions: Vec<OpenPosition>) {
+        self.position_cache = Some(positions);
+    }
+
+    /// [`Mutant::StopLossReadsMemory`]: the positions exits are evaluated on. `None`: read
+    /// the database.
+    pub(crate) fn cached_positions(&self) -> Option<&[OpenPosition]> {
+        self.position_cache.as_deref()
     }
 
     /// The dataset digest that goes into intent ids: `dataset_sha`, or, under
@@ -277,11 +305,11 @@ pub(crate) fn close_command_id(mutant: Option<Mutant>, command_id: Option<&str>)
 pub(crate) fn close_lookup_sql(mutant: Option<Mutant>) -> &'static str {
     match mutant {
         Some(Mutant::NonIdempotentClose) => {
-            "SELECT p.qty, p.cost, i.size * i.price FROM positions p JOIN intents i ON i.intent_id = p.intent_id \
+            "SELECT p.symbol, i.side, p.qty FROM positions p JOIN intents i ON i.intent_id = p.intent_id \
              WHERE p.intent_id = $1"
         }
         _ => {
-            "SELECT p.qty, p.cost, i.size * i.price FROM positions p JOIN intents i ON i.intent_id = p.intent_id \
+            "SELECT p.symbol, i.side, p.qty FROM positions p JOIN intents i ON i.intent_id = p.intent_id \
              WHERE p.intent_id = $1 AND p.status = 'open'"
         }
     }
@@ -349,4 +377,19 @@ pub(crate) fn missing_breaker_row(mutant: Option<Mutant>) -> Option<protocol::Br
 /// [`Mutant::PlacesBeforeRecovery`]: unresolved intents do not stop placements.
 pub(crate) fn places_before_recovery(mutant: Option<Mutant>) -> bool {
     mutant == Some(Mutant::PlacesBeforeRecovery)
+}
+
+/// [`Mutant::VerifierReadsErrorAsEmpty`]: a failed position read becomes "no positions".
+pub(crate) fn verified_positions(
+    mutant: Option<Mutant>,
+    answer: Result<Vec<protocol::VenuePosition>, protocol::VenueError>,
+) -> Result<Vec<protocol::VenuePosition>, protocol::VenueError> {
+    match answer {
+        Err(protocol::VenueError::Internal { .. })
+            if mutant == Some(Mutant::VerifierReadsErrorAsEmpty) =>
+        {
+            Ok(Vec::new())
+        }
+        other => other,
+    }
 }

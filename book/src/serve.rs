@@ -42,6 +42,11 @@ pub fn serve(book: &mut Book, request: Request) -> Result<serde_json::Value, Pro
         Request::SyncFills => answer(book.sync_fills().map(|new_fills| FillsSynced {
             new_fills: u64::try_from(new_fills).unwrap_or(u64::MAX),
         })),
+        Request::EvaluateExits {
+            marks,
+            stop_loss,
+            take_profit,
+        } => answer(book.evaluate_exits(&marks, stop_loss, take_profit)),
         Request::State => answer(book.state()),
     }
 }
@@ -89,6 +94,13 @@ pub fn problem(error: BookError) -> Problem {
         BookError::RecoveryRequired { .. } => (ProblemKind::RecoveryRequired, None, None, None),
         BookError::OperatorRequired => (ProblemKind::OperatorRequired, None, None, None),
         BookError::OpenOrders { .. } => (ProblemKind::OpenOrders, None, None, None),
+        BookError::Blind { .. } => (ProblemKind::Blind, None, None, None),
+        BookError::VerificationRateLimited => {
+            (ProblemKind::VerificationRateLimited, None, None, None)
+        }
+        BookError::VerificationFailed { source } => {
+            (ProblemKind::VerificationFailed, None, Some(source), None)
+        }
         BookError::NoOpenPosition { intent_id } => {
             (ProblemKind::NoOpenPosition, Some(intent_id), None, None)
         }

@@ -47,7 +47,7 @@ const ORDERS: &str = "SELECT o.order_id, o.intent_id, o.client_order_id, o.statu
      CAST(COALESCE((SELECT SUM(f.qty) FROM fills f WHERE f.order_id = o.order_id), 0) AS BIGINT) \
      FROM orders o";
 const POSITIONS: &str =
-    "SELECT intent_id, strategy, symbol, qty, cost, status, exit_price, realized_pnl FROM positions";
+    "SELECT intent_id, strategy, symbol, qty, cost, status, exit_price, realized_pnl, exit_order_id FROM positions";
 const WINDOW_ENTRIES: &str = "SELECT window_id, strategy_id, intent_id FROM window_entries";
 const COUNTERS: &str =
     "SELECT open_count, exposure, max_open, max_exposure FROM position_counters WHERE id = 1";
@@ -80,6 +80,14 @@ fn optional_int(value: &Value) -> Option<Option<i64>> {
         Value::Null => Some(None),
         Value::Int(integer) => Some(Some(*integer)),
         Value::Text(_) => None,
+    }
+}
+
+fn optional_text(value: &Value) -> Option<Option<String>> {
+    match value {
+        Value::Null => Some(None),
+        Value::Text(text) => Some(Some(text.clone())),
+        Value::Int(_) => None,
     }
 }
 
@@ -117,6 +125,7 @@ fn position(row: &[Value]) -> Option<PositionState> {
         open: row.get(5)?.as_text()? == "open",
         exit_price: optional_int(row.get(6)?)?,
         realized_pnl: optional_int(row.get(7)?)?,
+        exit_order_id: optional_text(row.get(8)?)?,
     })
 }
 

@@ -129,10 +129,12 @@ fn pinned_seeds_match_their_snapshots(case: &Case) -> Check {
         let run = runner::run_seed(case, seed, &scenario)?;
         let limits = scenario.limits;
         let text = format!(
-            "# seed {seed}\n\nlimits: max open {}, max exposure {}, max daily loss {}\n\n## steps\n{}\n\n{}",
+                        "# seed {seed}\n\nlimits: max open {}, max exposure {}, max daily loss {}, stop-loss {}, take-profit {} (millionths)\n\n## steps\n{}\n\n{}",
             limits.max_open,
             limits.max_exposure,
             limits.max_daily_loss,
+            limits.stop_loss,
+            limits.take_profit,
             run.trace.join("\n"),
             run.dump.render()
         );
@@ -210,9 +212,17 @@ fn seed_sweep(case: &Case) -> Check {
 }
 
 /// Every venue fault once, each where it takes effect (a fresh order after a placement
-/// fault, look-ups after a look-up fault, open orders after a market fault), the book
+/// fault, look-ups after a look-up fault, open orders after a market fault, due exits after
+/// an exit fault, an evaluation after a position-read fault), the book
 /// held against every oracle throughout: the default run covers every fault whatever the
 /// seeds draw. Fails if a fault did not take effect.
+const LOOKUP_ERRORS: [LookupError; 4] = [
+    LookupError::Timeout,
+    LookupError::RateLimited,
+    LookupError::Unavailable,
+    LookupError::Internal,
+];
+
 fn every_venue_fault_takes_effect(case: &Case) -> Check {
     let mut steps = Vec::new();
     let mut window = 0;
@@ -245,20 +255,19 @@ fn every_venue_fault_takes_effect(case: &Case) -> Check {
         Fault::AppearsLate,
         Fault::ReplayFill,
     ] {
+        // The signal comes again: an order the venue hid from the book is found then, so the
+        // venue holds nothing the book lacks when the exits are evaluated below.
         steps.extend([
             Step::Fault(fault),
             signal(2),
+            Step::Repeat { back: 1 },
             Step::Close {
                 pick: 0,
                 offset: 1_000,
             },
         ]);
     }
-    for error in [
-        LookupError::Timeout,
-        LookupError::RateLimited,
-        LookupError::Internal,
-    ] {
+    for error in LOOKUP_ERRORS {
         steps.extend([
             Step::Fault(Fault::LookupsFail { error, calls: 1 }),
             Step::Fault(Fault::TimeoutAfterAccept),
@@ -280,6 +289,35 @@ fn every_venue_fault_takes_effect(case: &Case) -> Check {
         signal(4),
         Step::Fault(Fault::Expire),
         Step::SyncFills,
+    ]);
+    let eth_falls = Step::Exits {
+        moves: [0, -50_000],
+    };
+    steps.extend([
+        // ETH falls 5 %: the stop-losses are due. The first exit is refused, then the next
+        // times out (the close after finds it at the venue).
+        Step::Fault(Fault::ExitRefused),
+        eth_falls.clone(),
+        Step::Fault(Fault::ExitTimeout),
+        eth_falls.clone(),
+        eth_falls.clone(),
+        // The venue liquidates a position: an orphan, and its exit does not reduce.
+        signal(2),
+        Step::Fault(Fault::Liquidation),
+        eth_falls,
+    ]);
+    for error in LOOKUP_ERRORS {
+        steps.extend([
+            Step::Tick { advance_ms: 6_000 },
+            Step::Fault(Fault::PositionsFail { error, for_ms: 0 }),
+            Step::Exits { moves: [0, 0] },
+        ]);
+    }
+    // Someone trades the account: the venue holds what the book lacks, the breaker trips.
+    steps.extend([
+        Step::Tick { advance_ms: 6_000 },
+        Step::Fault(Fault::ForeignPosition),
+        Step::Exits { moves: [0, 0] },
     ]);
     let scenario = Scenario {
         limits: book::Limits::default(),

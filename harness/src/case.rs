@@ -138,14 +138,15 @@ pub struct Case {
 impl Case {
     /// A case on a fresh database: the clock at 0, an empty venue that fills every order.
     pub fn new(gate: &'static str, test: &str, seed: Seed, database: Database) -> Case {
+        let clock = SimClock::starting_at(0);
         Case {
             gate,
             test: test.to_owned(),
             seed,
             run: seed,
             database,
-            clock: SimClock::starting_at(0),
-            venue: SimVenue::new(),
+            venue: SimVenue::new().on_clock(&clock),
+            clock,
             mutant: None,
             subject: SubjectKind::default(),
         }
@@ -155,11 +156,12 @@ impl Case {
     /// `seed`, with a venue whose partial fills come from that seed.
     pub fn fresh(&self, seed: Seed) -> Result<Case, Failure> {
         let database = Database::create(self.backend()).map_err(Failure::harness)?;
+        let case = Case::new(self.gate, &self.test, seed, database);
         Ok(Case {
-            venue: SimVenue::with_partial_fills(seed),
+            venue: SimVenue::with_partial_fills(seed).on_clock(&case.clock),
             mutant: self.mutant,
             subject: self.subject,
-            ..Case::new(self.gate, &self.test, seed, database)
+            ..case
         })
     }
 
@@ -176,7 +178,7 @@ impl Case {
         BookOptions {
             run: RunSpec {
                 run_id: format!("run-{}", self.run),
-                mode: Mode::Paper,
+                mode: Mode::Live,
                 dataset_sha: format!("dataset-{}", self.gate),
                 config_sha: "config-default".to_owned(),
                 seed: self.run.0,

@@ -220,8 +220,9 @@ pub fn crashed_at(
 
 /// Whether a crashed run must end where the uninterrupted one did. Not when time passed
 /// while the book was down (a trade may land on another day), nor when the scenario has a
-/// venue fault that counts look-ups (recovery's extra look-ups use it up, so the venue
-/// answers later ones differently): there the model is the oracle.
+/// venue fault that counts look-ups or exits (recovery's extra look-ups, or a re-delivered
+/// evaluation's exits, use it up, so the venue answers later ones differently): there the
+/// model is the oracle.
 pub fn comparable_with_uninterrupted(scenario: &Scenario, crash: &CrashCase) -> bool {
     let counts_lookups = scenario.steps.iter().any(|step| {
         matches!(
@@ -231,6 +232,8 @@ pub fn comparable_with_uninterrupted(scenario: &Scenario, crash: &CrashCase) -> 
                     | Fault::AppearsLate
                     | Fault::FillsLate
                     | Fault::FillsScrambled
+                    | Fault::ExitRefused
+                    | Fault::ExitTimeout
             )
         )
     });

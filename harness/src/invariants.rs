@@ -174,6 +174,11 @@ const VENUE: &[(&str, VenueInvariant)] = &[
     ("fills_are_the_venues", fills_are_the_venues),
     ("order_fills_match_venue", order_fills_match_venue),
     ("positions_match_venue_fills", positions_match_venue_fills),
+    (
+        "closed_positions_exited_at_the_venue",
+        closed_positions_exited_at_the_venue,
+    ),
+    ("exits_belong_to_positions", exits_belong_to_positions),
 ];
 
 /// Every venue invariant: the book against the venue's truth.
@@ -670,7 +675,7 @@ fn venue_orders_belong_to_completed_intents(
     let accepted: Vec<&TruthOrder> = venue
         .orders
         .iter()
-        .filter(|truth| truth.order.rejection.is_none())
+        .filter(|truth| truth.order.rejection.is_none() && !truth.reduce_only && !truth.foreign)
         .collect();
     for truth in &accepted {
         let client_order_id = truth.order.client_order_id.as_str();
@@ -837,4 +842,153 @@ fn positions_match_venue_fills(
         }
     }
     positions.rows.len()
+}
+
+/// Every closed position that had filled was taken off the venue by its exit: a
+/// reduce-only order of the book's, on the other side, for what filled, filled completely,
+/// and the pnl the book realised is what the exit's fills brought in less the entry's cost.
+/// A position closed with nothing filled has no exit.
+fn closed_positions_exited_at_the_venue(
+    dump: &Dump,
+    venue: &VenueView<'_>,
+    violations: &mut Vec<Violation>,
+) -> usize {
+    let positions = dump.table("positions");
+    let by_venue_id: BTreeMap<&str, &TruthOrder> = venue
+        .orders
+        .iter()
+        .map(|truth| (truth.order.venue_order_id.as_str(), truth))
+        .collect();
+    let sides = side_by_intent(dump);
+    let mut checked = 0;
+    for row in positions
+        .rows
+        .iter()
+        .filter(|row| text(positions.get(row, "status")) == "closed")
+    {
+        checked += 1;
+        let intent_id = text(positions.get(row, "intent_id"));
+        let (qty, cost) = (
+            int(positions.get(row, "qty")),
+            int(positions.get(row, "cost")),
+        );
+        let exit_id = positions.get(row, "exit_order_id").as_text();
+        let problem = match (qty, exit_id) {
+            (0, None) => None,
+            (0, Some(exit_id)) => Some(format!("nothing filled, yet it names exit {exit_id}")),
+            (_, None) => Some(format!("{qty} filled and no exit took it off the venue")),
+            (_, Some(exit_id)) => match by_venue_id.get(exit_id) {
+                None => Some(format!("its exit {exit_id} is not at the venue")),
+                Some(exit) => exit_problem(
+                    exit,
+                    qty,
+                    cost,
+                    sides.get(intent_id).copied(),
+                    int(positions.get(row, "realized_pnl")),
+                ),
+            },
+        };
+        if let Some(problem) = problem {
+            violation(
+                violations,
+                "closed_positions_exited_at_the_venue",
+                format!("closed position {intent_id}: {problem}"),
+            );
+        }
+    }
+    checked
+}
+
+fn side_by_intent(dump: &Dump) -> BTreeMap<&str, protocol::Side> {
+    let intents = dump.table("intents");
+    intents
+        .rows
+        .iter()
+        .filter_map(|row| {
+            let side = protocol::Side::parse(text(intents.get(row, "side")))?;
+            Some((text(intents.get(row, "intent_id")), side))
+        })
+        .collect()
+}
+
+/// What is wrong with `exit` as the exit of a position of `qty` (signed) that cost `cost`
+/// and realised `pnl`.
+fn exit_problem(
+    exit: &TruthOrder,
+    qty: i64,
+    cost: i64,
+    side: Option<protocol::Side>,
+    pnl: i64,
+) -> Option<String> {
+    let order = &exit.order;
+    let filled = protocol::filled_qty(&order.fills);
+    if !exit.reduce_only || exit.foreign || order.rejection.is_some() {
+        return Some(format!(
+            "its exit {} is not a reduce-only order of the book's the venue accepted",
+            order.venue_order_id
+        ));
+    }
+    if Some(order.side) == side || filled != qty.abs() || order.size != qty.abs() {
+        return Some(format!(
+            "its exit {} is a {} of {} with {filled} filled; the position holds {qty}",
+            order.venue_order_id,
+            order.side.as_str(),
+            order.size
+        ));
+    }
+    let mut trades = BTreeSet::new();
+    let proceeds: i64 = order
+        .fills
+        .iter()
+        .filter(|fill| trades.insert(fill.trade_id.as_str()))
+        .map(|fill| fill.qty * fill.price)
+        .sum();
+    let made = qty.signum() * proceeds - cost;
+    (made != pnl).then(|| format!("it realised {pnl}; its exit's fills make {made}"))
+}
+
+/// Every exit of the book's the venue holds is some closed position's exit, or the exit
+/// of an open position whose close has not been recorded yet (the book crashed, or the
+/// answer was lost, between placing it and recording the close; the next close finds it):
+/// an open position on that symbol, of the other side, holding what the exit sold.
+fn exits_belong_to_positions(
+    dump: &Dump,
+    venue: &VenueView<'_>,
+    violations: &mut Vec<Violation>,
+) -> usize {
+    let positions = dump.table("positions");
+    let sides = side_by_intent(dump);
+    let named: BTreeSet<&str> = positions
+        .rows
+        .iter()
+        .filter_map(|row| positions.get(row, "exit_order_id").as_text())
+        .collect();
+    let exits: Vec<&TruthOrder> = venue
+        .orders
+        .iter()
+        .filter(|truth| truth.reduce_only && !truth.foreign && truth.order.rejection.is_none())
+        .collect();
+    for exit in &exits {
+        let order = &exit.order;
+        if named.contains(order.venue_order_id.as_str()) {
+            continue;
+        }
+        let in_flight = positions.rows.iter().any(|row| {
+            text(positions.get(row, "status")) == "open"
+                && text(positions.get(row, "symbol")) == order.symbol
+                && int(positions.get(row, "qty")).abs() == order.size
+                && sides.get(text(positions.get(row, "intent_id"))) != Some(&order.side)
+        });
+        if !in_flight {
+            let detail = format!(
+                "the venue holds exit {} ({} {} {}) that no position of the book's accounts for",
+                order.client_order_id,
+                order.side.as_str(),
+                order.size,
+                order.symbol
+            );
+            violation(violations, "exits_belong_to_positions", detail);
+        }
+    }
+    exits.len()
 }

@@ -17,14 +17,21 @@ use book::clock::DAY_MS;
 use book::Limits;
 use protocol::{
     BookState, BreakerState, CheckpointState, Counters, DailyState, IntentState, IntentStatus,
-    OrderState, OrderStatus, Outcome, PositionState, ProblemKind, Signal, TripReason, VenueCall,
-    VenueError, VenueFill, VenueOrder, VenueReply, WindowEntry,
+    Mark, OrderRequest, OrderState, OrderStatus, Outcome, PositionState, ProblemKind, Side, Signal,
+    TripReason, VenueCall, VenueError, VenueFill, VenueOrder, VenuePosition, VenueReply,
+    WindowEntry,
 };
 
 use crate::venue::Exchange;
 
 /// The checkpoint a day roll writes (the reference book's name for it).
 pub const DAY_ROLLED: &str = "day_rolled";
+/// The checkpoint holding when the venue's positions were last verified (SPEC §2.8).
+pub const VERIFIED_AT: &str = "verified_at";
+/// The checkpoint holding until when the venue asked not to be asked again (Retry-After).
+pub const RETRY_AFTER: &str = "venue_retry_after";
+/// A verification younger than this (logical ms) stands in for one the venue cannot give.
+pub const VERIFICATION_FRESH_MS: i64 = 30_000;
 
 /// A request, as the model applies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +57,11 @@ pub enum Op {
         command_id: String,
     },
     RollDay,
+    EvaluateExits {
+        marks: Vec<Mark>,
+        stop_loss: bool,
+        take_profit: bool,
+    },
 }
 
 /// What the book answered, reduced to what the model can predict.
@@ -163,6 +175,35 @@ impl<'journal> Journal<'journal> {
         }
     }
 
+    /// The next look-up, whatever it asked for.
+    fn next_lookup(&mut self) -> Option<Result<Option<VenueOrder>, VenueError>> {
+        match self.take(|call| matches!(call, VenueCall::FindOrder { .. }))? {
+            VenueReply::FindOrder { result } => Some(result.clone().into()),
+            _ => None,
+        }
+    }
+
+    /// The next placement, as asked for, and its reply.
+    fn next_place(&mut self) -> Option<(OrderRequest, Result<VenueOrder, VenueError>)> {
+        let index = (0..self.exchanges.len()).find(|index| {
+            !self.used[*index] && matches!(self.exchanges[*index].call, VenueCall::Place { .. })
+        })?;
+        self.used[index] = true;
+        match (&self.exchanges[index].call, &self.exchanges[index].reply) {
+            (VenueCall::Place { order }, VenueReply::Place { result }) => {
+                Some((order.clone(), result.clone().into()))
+            }
+            _ => None,
+        }
+    }
+
+    fn positions(&mut self) -> Option<Result<Vec<VenuePosition>, VenueError>> {
+        match self.take(|call| matches!(call, VenueCall::Positions))? {
+            VenueReply::Positions { result } => Some(result.clone().into()),
+            _ => None,
+        }
+    }
+
     fn cancel(&mut self, client_order_id: &str) -> Option<Result<Option<VenueOrder>, VenueError>> {
         match self.take(|call| matches!(call, VenueCall::Cancel { client_order_id: id } if id == client_order_id))? {
             VenueReply::Cancel { result } => Some(result.clone().into()),
@@ -170,7 +211,8 @@ impl<'journal> Journal<'journal> {
         }
     }
 
-    /// Calls that change the venue and that the model did not expect.
+    /// Calls that change the venue, and position reads, that the model did not expect (a
+    /// read before a Retry-After passed is one).
     fn unexpected(&self) -> Vec<String> {
         self.exchanges
             .iter()
@@ -179,7 +221,7 @@ impl<'journal> Journal<'journal> {
                 !**used
                     && matches!(
                         exchange.call,
-                        VenueCall::Place { .. } | VenueCall::Cancel { .. }
+                        VenueCall::Place { .. } | VenueCall::Cancel { .. } | VenueCall::Positions
                     )
             })
             .map(|(exchange, _)| format!("{:?}", exchange.call))
@@ -228,12 +270,15 @@ struct Position {
     open: bool,
     exit_price: Option<i64>,
     realized_pnl: Option<i64>,
+    exit_order_id: Option<String>,
 }
 
 /// One legal state of the book.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct ModelBook {
     limits: Limits,
+    /// Live mode: exits verify the venue's positions first (paper mode skips the venue).
+    live: bool,
     intents: BTreeMap<String, Intent>,
     /// A signal's identity (SPEC §2.1: strategy, canonical signal, bar) -> its intent.
     signal_ids: BTreeMap<String, String>,
@@ -270,12 +315,16 @@ struct Step<'step, 'journal> {
     /// The id the book gave a submitted signal's intent, if the harness learned it (from
     /// the book's answer, or from its tables after a crash). Ids are the book's choice.
     name: Option<&'step str>,
+    /// What the book did that no correct book does, in words (a wrong exit order, a
+    /// verification it skipped).
+    wrong: Vec<String>,
 }
 
 impl ModelBook {
-    fn new(limits: Limits) -> ModelBook {
+    fn new(limits: Limits, live: bool) -> ModelBook {
         ModelBook {
             limits,
+            live,
             intents: BTreeMap::new(),
             signal_ids: BTreeMap::new(),
             orders: BTreeMap::new(),
@@ -313,6 +362,11 @@ impl ModelBook {
                 command_id,
             } => self.checkpoint(name, value, command_id, step),
             Op::RollDay => self.roll_day(step),
+            Op::EvaluateExits {
+                marks,
+                stop_loss,
+                take_profit,
+            } => self.evaluate_exits(marks, *stop_loss, *take_profit, step),
         }
     }
 
@@ -485,6 +539,7 @@ impl ModelBook {
                 open: true,
                 exit_price: None,
                 realized_pnl: None,
+                exit_order_id: None,
             },
         );
         self.orders.insert(venue.venue_order_id.clone(), order);
@@ -573,6 +628,8 @@ impl ModelBook {
         {
             return Expect::Problem(ProblemKind::NoOpenPosition);
         }
+        // The book writes nothing unless the whole close succeeds: work on a copy.
+        let mut closed = self.clone();
         let order_id = self
             .orders
             .iter()
@@ -582,26 +639,266 @@ impl ModelBook {
         {
             let client_order_id = self.orders[&order_id].client_order_id.clone();
             match step.journal.cancel(&client_order_id) {
-                Some(Ok(Some(venue))) => self.record(&order_id, &venue),
+                Some(Ok(Some(venue))) => closed.record(&order_id, &venue),
                 Some(Err(_)) => return Expect::Problem(ProblemKind::VenueUnavailable),
                 // The book closed without cancelling the rest: what fills later is lost.
                 Some(Ok(None)) | None => return Expect::Problem(ProblemKind::Protocol),
             }
         }
-        let notional = self.intents[intent_id].signal.size * self.intents[intent_id].signal.price;
-        let Some(position) = self.positions.get_mut(intent_id) else {
-            return Expect::Problem(ProblemKind::NoOpenPosition);
+        let exit = match closed.exit(intent_id, exit_price, step) {
+            Ok(exit) => exit,
+            Err(refused) => return refused,
         };
-        let pnl = position.qty * exit_price - position.cost;
+        closed.realise(intent_id, exit_price, exit.as_ref(), step.now);
+        closed.commands.insert(
+            command_id.to_owned(),
+            closed.positions[intent_id].realized_pnl,
+        );
+        *self = closed;
+        step.commits.push(self.clone());
+        Expect::Done
+    }
+
+    /// The position is closed at `exit_price` by `exit`: the pnl is what the exit's fills
+    /// brought in (or cost, buying a short back) less the entry's cost.
+    fn realise(&mut self, intent_id: &str, exit_price: i64, exit: Option<&VenueOrder>, now: i64) {
+        let signal = &self.intents[intent_id].signal;
+        let notional = signal.size * signal.price;
+        let Some(position) = self.positions.get_mut(intent_id) else {
+            return;
+        };
+        let proceeds = exit.map_or(0, |exit| {
+            let mut trades = BTreeMap::new();
+            for fill in &exit.fills {
+                trades
+                    .entry(fill.trade_id.clone())
+                    .or_insert(fill.qty * fill.price);
+            }
+            trades.values().sum::<i64>()
+        });
+        let pnl = position.qty.signum() * proceeds - position.cost;
         position.open = false;
         position.exit_price = Some(exit_price);
         position.realized_pnl = Some(pnl);
+        position.exit_order_id = exit.map(|exit| exit.venue_order_id.clone());
         self.open_count -= 1;
         self.exposure -= notional;
-        self.daily.entry(step.now.div_euclid(DAY_MS)).or_default().0 += pnl;
-        self.commands.insert(command_id.to_owned(), Some(pnl));
-        step.commits.push(self.clone());
+        self.daily.entry(now.div_euclid(DAY_MS)).or_default().0 += pnl;
+    }
+
+    /// The exit that takes what filled off the venue: a correct close asks for it first (a
+    /// close sent again after an uncertain answer finds the exit it placed), else places
+    /// it: reduce-only, the other side, what filled, at the exit price. `Err`: the close is
+    /// refused, nothing written.
+    fn exit(
+        &self,
+        intent_id: &str,
+        exit_price: i64,
+        step: &mut Step<'_, '_>,
+    ) -> Result<Option<VenueOrder>, Expect> {
+        let (position, side) = (
+            &self.positions[intent_id],
+            self.intents[intent_id].signal.side,
+        );
+        let filled = position.qty.abs();
+        if filled == 0 {
+            return Ok(None);
+        }
+        let refused = |error: &VenueError| match error {
+            VenueError::Rejected { .. } | VenueError::RateLimited { .. } => {
+                Expect::Problem(ProblemKind::VenueUnavailable)
+            }
+            _ => Expect::Problem(ProblemKind::VenueUncertain),
+        };
+        match step.journal.next_lookup() {
+            Some(Ok(Some(order))) if order.rejection.is_none() => return Ok(Some(order)),
+            Some(Ok(Some(_))) => return Err(Expect::Problem(ProblemKind::VenueUnavailable)),
+            Some(Ok(None)) => {}
+            Some(Err(error)) => return Err(refused(&error)),
+            None => {
+                step.wrong.push(format!("the close of {intent_id} did not ask the venue for its exit before placing one (a close sent again would place it twice)"));
+                return Err(Expect::Problem(ProblemKind::VenueUnavailable));
+            }
+        }
+        let Some((request, reply)) = step.journal.next_place() else {
+            // It stopped before (a crash): nothing placed.
+            return Err(Expect::Problem(ProblemKind::VenueUncertain));
+        };
+        let closing = match side {
+            Side::Buy => Side::Sell,
+            Side::Sell => Side::Buy,
+        };
+        if !(request.reduce_only
+            && request.side == closing
+            && request.size == filled
+            && request.price == exit_price
+            && request.symbol == position.symbol)
+        {
+            step.wrong.push(format!("the exit for {intent_id} was {request:?}; a correct one is reduce-only {} {filled} {} at {exit_price}", closing.as_str(), position.symbol));
+        }
+        match reply {
+            Ok(order) if order.rejection.is_none() => Ok(Some(order)),
+            Ok(_) => Err(Expect::Problem(ProblemKind::VenueUnavailable)),
+            Err(error) => Err(refused(&error)),
+        }
+    }
+
+    /// SPEC §2.8: verify the venue's positions, then close what crossed its stop-loss or
+    /// take-profit, in intent order, each close refused by the venue left for next time.
+    fn evaluate_exits(
+        &mut self,
+        marks: &[Mark],
+        stop_loss: bool,
+        take_profit: bool,
+        step: &mut Step<'_, '_>,
+    ) -> Expect {
+        if self.recovery_required {
+            return Expect::Problem(ProblemKind::RecoveryRequired);
+        }
+        if self.breaker.open {
+            return Expect::Problem(ProblemKind::BreakerOpen);
+        }
+        let blind = if stop_loss {
+            TripReason::StopLossBlind
+        } else {
+            TripReason::TakeProfitBlind
+        };
+        if let Err(refused) = self.verify(blind, step) {
+            return refused;
+        }
+        let due: Vec<(String, i64)> = self
+            .positions
+            .iter()
+            .filter(|(_, position)| position.open)
+            .filter_map(|(id, position)| {
+                let mark = marks.iter().find(|mark| mark.symbol == position.symbol)?;
+                let entry = self.intents[id].signal.price;
+                // Millionths moved in the position's favour (negative: against it).
+                let gained = match self.intents[id].signal.side {
+                    Side::Buy => mark.price - entry,
+                    Side::Sell => entry - mark.price,
+                };
+                let stopped = stop_loss && -gained * 1_000_000 >= entry * self.limits.stop_loss;
+                let taken = take_profit && gained * 1_000_000 >= entry * self.limits.take_profit;
+                (stopped || taken).then(|| (id.clone(), mark.price))
+            })
+            .collect();
+        for (intent_id, mark) in due {
+            let command_id = format!("exit:{intent_id}");
+            match self.close(&intent_id, mark, &command_id, step) {
+                Expect::Done
+                | Expect::Problem(ProblemKind::VenueUnavailable | ProblemKind::VenueUncertain) => {}
+                other => return other,
+            }
+        }
         Expect::Done
+    }
+
+    /// The verification before exits. `Err`: what the book must answer instead.
+    fn verify(&mut self, blind: TripReason, step: &mut Step<'_, '_>) -> Result<(), Expect> {
+        if !self.live {
+            return Ok(());
+        }
+        let now = step.now;
+        let checkpoint = |name: &str| -> Option<i64> { self.checkpoints.get(name)?.parse().ok() };
+        let verified_at = checkpoint(VERIFIED_AT);
+        let retry_until = checkpoint(RETRY_AFTER);
+        let waiting = retry_until.is_some_and(|until| now < until);
+        let reply = if waiting {
+            Err(VenueError::RateLimited {
+                status: 429,
+                retry_after_ms: None,
+            })
+        } else if let Some(reply) = step.journal.positions() {
+            reply
+        } else {
+            step.wrong
+                .push("exits were evaluated without asking the venue for its positions".to_owned());
+            return Err(Expect::Done);
+        };
+        match reply {
+            Ok(positions) => {
+                if self.blind(&positions) {
+                    self.trip_now(blind, step);
+                    return Err(Expect::Problem(ProblemKind::Blind));
+                }
+                // A checkpoint is written when its value changes.
+                if verified_at != Some(now) {
+                    self.checkpoints
+                        .insert(VERIFIED_AT.to_owned(), now.to_string());
+                    step.commits.push(self.clone());
+                }
+                Ok(())
+            }
+            Err(VenueError::RateLimited { retry_after_ms, .. }) => {
+                if let Some(wait) = retry_after_ms.filter(|wait| Some(now + wait) != retry_until) {
+                    self.checkpoints
+                        .insert(RETRY_AFTER.to_owned(), (now + wait).to_string());
+                    step.commits.push(self.clone());
+                }
+                match verified_at {
+                    Some(at) if now - at < VERIFICATION_FRESH_MS => Ok(()),
+                    _ => {
+                        self.trip_now(TripReason::VerificationRateLimited, step);
+                        Err(Expect::Problem(ProblemKind::VerificationRateLimited))
+                    }
+                }
+            }
+            Err(_) => Err(Expect::Problem(ProblemKind::VerificationFailed)),
+        }
+    }
+
+    /// Whether the venue holds, in some symbol, more (long or short) than anything the book
+    /// holds or may still come to hold explains: filled open positions, what their open
+    /// orders may fill, what executing intents may have placed.
+    fn blind(&self, venue: &[VenuePosition]) -> bool {
+        // symbol -> (filled, lowest, highest) the book may hold.
+        let mut book: BTreeMap<&str, (i64, i64, i64)> = BTreeMap::new();
+
+        for (id, position) in self.positions.iter().filter(|(_, position)| position.open) {
+            let signal = &self.intents[id].signal;
+            let still_open = self
+                .orders
+                .values()
+                .any(|order| &order.intent_id == id && order.status() == OrderStatus::Open);
+            let more = if still_open {
+                signal.size - position.qty.abs()
+            } else {
+                0
+            };
+            let entry = book.entry(position.symbol.as_str()).or_default();
+            entry.0 += position.qty;
+            match signal.side {
+                Side::Buy => entry.2 += more,
+                Side::Sell => entry.1 -= more,
+            }
+        }
+        for intent in self
+            .intents
+            .values()
+            .filter(|intent| intent.status == IntentStatus::Executing)
+        {
+            let entry = book.entry(intent.signal.symbol.as_str()).or_default();
+            match intent.signal.side {
+                Side::Buy => entry.2 += intent.signal.size,
+                Side::Sell => entry.1 -= intent.signal.size,
+            }
+        }
+        venue.iter().any(|position| {
+            let (filled, down, up) = book
+                .get(position.symbol.as_str())
+                .copied()
+                .unwrap_or_default();
+            position.qty > (filled + up).max(0) || position.qty < (filled + down).min(0)
+        })
+    }
+
+    /// The book trips its own breaker (no command id).
+    fn trip_now(&mut self, reason: TripReason, step: &mut Step<'_, '_>) {
+        self.breaker.open = true;
+        self.breaker.reason = Some(reason);
+        self.breaker.failure_count += 1;
+        step.commits.push(self.clone());
     }
 
     fn trip(&mut self, reason: TripReason, command_id: &str, step: &mut Step<'_, '_>) -> Expect {
@@ -697,6 +994,7 @@ impl ModelBook {
                     open: position.open,
                     exit_price: position.exit_price,
                     realized_pnl: position.realized_pnl,
+                    exit_order_id: position.exit_order_id.clone(),
                 })
                 .collect(),
             window_entries: self
@@ -765,9 +1063,10 @@ pub struct Model {
 }
 
 impl Model {
-    pub fn new(limits: Limits) -> Model {
+    /// `live`: the book runs in live mode (exits verify the venue's positions first).
+    pub fn new(limits: Limits, live: bool) -> Model {
         Model {
-            candidates: vec![ModelBook::new(limits)],
+            candidates: vec![ModelBook::new(limits, live)],
         }
     }
 
@@ -793,9 +1092,12 @@ impl Model {
                 journal: &mut journal,
                 commits: &mut commits,
                 name,
+                wrong: Vec::new(),
             };
             let expect = candidate.apply(op, &mut step);
+            let wrong = std::mem::take(&mut step.wrong);
             if single {
+                surprises.extend(wrong);
                 if !expect.admits(answer) {
                     surprises.push(format!(
                         "{op:?} was answered {answer:?}; the model expected {expect:?}"
@@ -823,6 +1125,7 @@ impl Model {
                 journal: &mut journal,
                 commits: &mut commits,
                 name,
+                wrong: Vec::new(),
             };
             state.apply(op, &mut step);
             candidates.push(candidate.clone());

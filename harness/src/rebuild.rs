@@ -231,6 +231,7 @@ fn order_recorded(tables: &mut Tables, ts: i64, payload: &Json) -> Result<(), St
             ("exit_price", Value::Null),
             ("realized_pnl", Value::Null),
             ("updated_ts", Value::Int(ts)),
+            ("exit_order_id", Value::Null),
         ]),
     );
     fills(tables, ts, &intent_id, &order_id, payload)?;
@@ -266,6 +267,11 @@ fn position_closed(tables: &mut Tables, ts: i64, payload: &Json) -> Result<(), S
     position.insert("exit_price", Value::Int(int(payload, "exit_price")?));
     position.insert("realized_pnl", Value::Int(pnl));
     position.insert("updated_ts", Value::Int(ts));
+    let exit_order_id = payload
+        .get("exit_order_id")
+        .and_then(Json::as_str)
+        .map_or(Value::Null, Value::from);
+    position.insert("exit_order_id", exit_order_id);
     let answer = serde_json::json!({ "realized_pnl": pnl }).to_string();
     command(tables, ts, payload, "close_position", &answer);
     let notional = notional(tables, &intent_id)?;

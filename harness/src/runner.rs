@@ -35,6 +35,9 @@ const SCENARIO_REFUSALS: &[ProblemKind] = &[
     ProblemKind::VenueUnavailable,
     ProblemKind::OpenOrders,
     ProblemKind::NoOpenPosition,
+    ProblemKind::Blind,
+    ProblemKind::VerificationRateLimited,
+    ProblemKind::VerificationFailed,
 ];
 
 /// What a run produced.
@@ -145,7 +148,7 @@ impl<'run> Driver<'run> {
             limits,
             crashes,
             subject: None,
-            model: Model::new(limits),
+            model: Model::new(limits, case.options().run.mode == book::Mode::Live),
             tally: Tally::default(),
             coverage: Coverage::default(),
             trace: Vec::new(),
@@ -231,7 +234,8 @@ impl<'run> Driver<'run> {
             Step::Fault(fault) => case.venue.arm(*fault),
             Step::SyncFills => case.venue.fill_open_orders(),
             Step::RollDay => case.clock.advance(book::clock::DAY_MS),
-            Step::Signal(_)
+            Step::Exits { .. }
+            | Step::Signal(_)
             | Step::Repeat { .. }
             | Step::Close { .. }
             | Step::Trip
@@ -268,6 +272,7 @@ impl<'run> Driver<'run> {
                 "open",
             ),
             Step::Reset => self.simple(Op::Reset { command_id }, "closed"),
+            Step::Exits { moves } => self.exits(*moves),
             Step::Checkpoint => {
                 let value = format!("bar-at-{}", self.case.clock_now());
                 self.simple(
@@ -494,6 +499,26 @@ impl<'run> Driver<'run> {
         })
     }
 
+    fn exits(&mut self, moves: [i64; 2]) -> Result<String, Interrupt> {
+        let op = Op::EvaluateExits {
+            marks: crate::scenario::marks(moves),
+            stop_loss: true,
+            take_profit: true,
+        };
+        Ok(match self.call(op)? {
+            Ok(value) => match serde_json::from_value::<protocol::ExitReport>(value) {
+                Ok(report) => describe_exits(&report),
+                Err(error) => {
+                    return Err(Interrupt::Failed(Failure::new(
+                        check::BOOK_ANSWERED,
+                        format!("the evaluate_exits answer does not fit: {error}"),
+                    )))
+                }
+            },
+            Err(refusal) => format!("refused: {refusal}"),
+        })
+    }
+
     /// Recovers, retrying while the venue fails the look-ups (a bounded number of times).
     fn recover(&mut self) -> Result<String, Interrupt> {
         let mut failed = 0;
@@ -709,7 +734,44 @@ fn request(op: &Op) -> Request {
             command_id: Some(command_id),
         },
         Op::RollDay => Request::RollDay,
+        Op::EvaluateExits {
+            marks,
+            stop_loss,
+            take_profit,
+        } => Request::EvaluateExits {
+            marks,
+            stop_loss,
+            take_profit,
+        },
     }
+}
+
+/// An exit report as trace text: how the venue was verified, what closed.
+fn describe_exits(report: &protocol::ExitReport) -> String {
+    let verified = match &report.verification {
+        protocol::Verification::Verified => "verified".to_owned(),
+        protocol::Verification::Cached { age_ms } => format!("cached ({age_ms} ms old)"),
+        protocol::Verification::Skipped => "not verified (paper)".to_owned(),
+    };
+    let exits: Vec<String> = report
+        .exits
+        .iter()
+        .map(|exit| match (exit.realized_pnl, &exit.refused) {
+            (Some(pnl), _) => format!("{} {:?} pnl {pnl}", exit.intent_id, exit.reason),
+            (None, refused) => format!(
+                "{} {:?} refused ({})",
+                exit.intent_id,
+                exit.reason,
+                refused.as_deref().unwrap_or("?")
+            ),
+        })
+        .collect();
+    let orphans = if report.orphans.is_empty() {
+        String::new()
+    } else {
+        format!("; orphans {:?}", report.orphans)
+    };
+    format!("{verified}{orphans}; exits [{}]", exits.join(", "))
 }
 
 fn answer_of(op: &Op, result: &Result<serde_json::Value, Problem>) -> Answer {

@@ -10,7 +10,7 @@ use book::Limits;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
-use protocol::{Side, Signal};
+use protocol::{Mark, Side, Signal};
 
 use crate::case::Failure;
 use crate::seed::Seed;
@@ -61,6 +61,24 @@ pub enum Step {
     Trip,
     Reset,
     Checkpoint,
+    /// The market moves each symbol `moves[i]` millionths from its base price, and the
+    /// book evaluates its stop-losses and take-profits at those marks (verifying the
+    /// venue's positions first).
+    Exits {
+        moves: [i64; 2],
+    },
+}
+
+/// The marks a [`Step::Exits`] gives the book.
+pub fn marks(moves: [i64; 2]) -> Vec<Mark> {
+    SYMBOLS
+        .iter()
+        .zip(moves)
+        .map(|((symbol, base), moved)| Mark {
+            symbol: (*symbol).to_owned(),
+            price: base + base * moved / 1_000_000,
+        })
+        .collect()
 }
 
 impl std::fmt::Display for Step {
@@ -88,6 +106,13 @@ impl std::fmt::Display for Step {
             Step::Trip => formatter.write_str("operator trips the breaker"),
             Step::Reset => formatter.write_str("operator resets the breaker"),
             Step::Checkpoint => formatter.write_str("checkpoint"),
+            Step::Exits { moves } => {
+                let marks: Vec<String> = marks(*moves)
+                    .iter()
+                    .map(|mark| format!("{} {}", mark.symbol, mark.price))
+                    .collect();
+                write!(formatter, "marks {}; evaluate exits", marks.join(", "))
+            }
         }
     }
 }
@@ -97,8 +122,8 @@ impl std::fmt::Display for Scenario {
         let limits = self.limits;
         writeln!(
             formatter,
-            "limits: max open {}, max exposure {}, max daily loss {}",
-            limits.max_open, limits.max_exposure, limits.max_daily_loss
+                        "limits: max open {}, max exposure {}, max daily loss {}, stop-loss {}, take-profit {} (millionths)",
+            limits.max_open, limits.max_exposure, limits.max_daily_loss, limits.stop_loss, limits.take_profit
         )?;
         for (index, step) in self.steps.iter().enumerate() {
             writeln!(formatter, "  {}. {step}", index + 1)?;
@@ -150,11 +175,14 @@ fn draft_strategy() -> impl Strategy<Value = Draft> {
 }
 
 fn fault_strategy() -> impl Strategy<Value = Fault> {
-    let lookup = prop_oneof![
-        Just(LookupError::Timeout),
-        Just(LookupError::RateLimited),
-        Just(LookupError::Internal)
-    ];
+    let lookup = || {
+        prop_oneof![
+            Just(LookupError::Timeout),
+            Just(LookupError::RateLimited),
+            Just(LookupError::Unavailable),
+            Just(LookupError::Internal)
+        ]
+    };
     prop_oneof![
         2 => Just(Fault::Reject),
         1 => Just(Fault::RateLimited { status: 429, retry_after_ms: 2_000 }),
@@ -165,10 +193,16 @@ fn fault_strategy() -> impl Strategy<Value = Fault> {
         2 => Just(Fault::AppearsLate),
         1 => Just(Fault::ReplayFill),
         1 => Just(Fault::PartialFill),
-        3 => (lookup, 1_u8..=2).prop_map(|(error, calls)| Fault::LookupsFail { error, calls }),
+                3 => (lookup(), 1_u8..=2).prop_map(|(error, calls)| Fault::LookupsFail { error, calls }),
         2 => Just(Fault::Expire),
         1 => Just(Fault::FillsLate),
         1 => Just(Fault::FillsScrambled),
+        1 => Just(Fault::ExitRefused),
+        1 => Just(Fault::ExitTimeout),
+                3 => (lookup(), prop_oneof![Just(0_i64), Just(20_000), Just(60_000)])
+            .prop_map(|(error, for_ms)| Fault::PositionsFail { error, for_ms }),
+        1 => Just(Fault::ForeignPosition),
+        1 => Just(Fault::Liquidation),
     ]
 }
 
@@ -183,7 +217,9 @@ fn raw_step_strategy() -> impl Strategy<Value = RawStep> {
         1 => Just(RawStep::Other(Step::RollDay)),
         1 => Just(RawStep::Other(Step::Trip)),
         1 => Just(RawStep::Other(Step::Reset)),
-        1 => Just(RawStep::Other(Step::Checkpoint)),
+                1 => Just(RawStep::Other(Step::Checkpoint)),
+        3 => (-60_000_i64..=60_000, -60_000_i64..=60_000)
+            .prop_map(|(btc, eth)| RawStep::Other(Step::Exits { moves: [btc, eth] })),
     ]
 }
 
@@ -192,12 +228,18 @@ fn limits_strategy() -> impl Strategy<Value = Limits> {
         2_i64..=4,
         prop_oneof![Just(12_000_000_i64), Just(25_000_000), Just(60_000_000)],
         prop_oneof![Just(150_000_i64), Just(400_000), Just(1_000_000)],
+        prop_oneof![Just(10_000_i64), Just(20_000), Just(50_000)],
+        prop_oneof![Just(15_000_i64), Just(30_000), Just(80_000)],
     )
-        .prop_map(|(max_open, max_exposure, max_daily_loss)| Limits {
-            max_open,
-            max_exposure,
-            max_daily_loss,
-        })
+        .prop_map(
+            |(max_open, max_exposure, max_daily_loss, stop_loss, take_profit)| Limits {
+                max_open,
+                max_exposure,
+                max_daily_loss,
+                stop_loss,
+                take_profit,
+            },
+        )
 }
 
 /// Places signals in time: the window a signal is for follows the clock (ticks and day
@@ -283,6 +325,16 @@ pub fn tour() -> Scenario {
             Step::RollDay,
             Step::Checkpoint,
             Step::Signal(signal("w-4", Side::Buy, 1)),
+            // BTC falls 3 %: the stop-loss closes w-4.
+            Step::Exits {
+                moves: [-30_000, 0],
+            },
+            Step::Fault(Fault::PositionsFail {
+                error: LookupError::RateLimited,
+                for_ms: 0,
+            }),
+            // Rate limited: the verification of a moment ago stands in.
+            Step::Exits { moves: [0, 0] },
         ],
     }
 }

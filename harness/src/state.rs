@@ -109,6 +109,10 @@ fn positions(positions: &TableDump) -> Vec<PositionState> {
         open: text(positions.get(row, "status")) == "open",
         exit_price: positions.get(row, "exit_price").as_int(),
         realized_pnl: positions.get(row, "realized_pnl").as_int(),
+        exit_order_id: positions
+            .get(row, "exit_order_id")
+            .as_text()
+            .map(str::to_owned),
     })
 }
 
@@ -162,6 +166,7 @@ fn table_rows(state: &BookState) -> Rows {
                 ("open", position.open.to_string()),
                 ("exit_price", format!("{:?}", position.exit_price)),
                 ("realized_pnl", format!("{:?}", position.realized_pnl)),
+                ("exit_order_id", format!("{:?}", position.exit_order_id)),
             ],
         );
     }

@@ -15,7 +15,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use protocol::{
-    OrderRequest, Venue, VenueCall, VenueError, VenueFill, VenueOrder, VenuePosition, VenueReply,
+    OrderRequest, Side, Venue, VenueCall, VenueError, VenueFill, VenueOrder, VenuePosition,
+    VenueReply,
 };
 use rand_chacha::rand_core::RngCore;
 use rand_chacha::ChaCha8Rng;
@@ -28,6 +29,8 @@ const LATE_ORDER_LOOKUPS: u8 = 2;
 const SCRAMBLED_LOOKUPS: u8 = 2;
 /// Placement faults armed and not used yet, at most.
 const ARMED_MAX: usize = 4;
+/// The symbol of [`Fault::ForeignPosition`]: one the book never trades.
+pub const FOREIGN_SYMBOL: &str = "SOL-USD";
 
 /// What the venue does, armed by a scenario step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,14 +64,57 @@ pub enum Fault {
     FillsLate,
     /// The next look-ups report fills in reverse order, the first of them twice.
     FillsScrambled,
+    // Exits (reduce-only orders).
+    /// The next exit is refused before it is accepted (429, Retry-After 2 s).
+    ExitRefused,
+    /// The next exit is accepted and filled, then the answer times out.
+    ExitTimeout,
+    // The account.
+    /// Position reads fail with `error` for `for_ms` of logical time from now (0: only
+    /// while the clock stands where it is): a rate limit lasts a while, whoever asks.
+    PositionsFail { error: LookupError, for_ms: i64 },
+    /// Someone trades the account outside the book: a position in [`FOREIGN_SYMBOL`].
+    ForeignPosition,
+    /// The venue closes the first of the book's positions it holds (a liquidation): the
+    /// book holds more than the venue.
+    Liquidation,
 }
 
 /// How a look-up fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LookupError {
     Timeout,
+    /// 429 with Retry-After 1 s.
     RateLimited,
+    /// 503 with Retry-After 5 s.
+    Unavailable,
     Internal,
+}
+
+impl LookupError {
+    fn name(self) -> &'static str {
+        match self {
+            LookupError::Timeout => "timeout",
+            LookupError::RateLimited => "rate_limited",
+            LookupError::Unavailable => "unavailable",
+            LookupError::Internal => "internal",
+        }
+    }
+
+    fn error(self) -> VenueError {
+        match self {
+            LookupError::Timeout => VenueError::Timeout,
+            LookupError::RateLimited => VenueError::RateLimited {
+                status: 429,
+                retry_after_ms: Some(1_000),
+            },
+            LookupError::Unavailable => VenueError::RateLimited {
+                status: 503,
+                retry_after_ms: Some(5_000),
+            },
+            LookupError::Internal => VenueError::Internal { status: 500 },
+        }
+    }
 }
 
 impl Fault {
@@ -84,21 +130,25 @@ impl Fault {
             Fault::AppearsLate => "order_appears_late",
             Fault::ReplayFill => "fill_replayed",
             Fault::PartialFill => "partial_fill",
-            Fault::LookupsFail {
-                error: LookupError::Timeout,
-                ..
-            } => "lookup_timeout",
-            Fault::LookupsFail {
-                error: LookupError::RateLimited,
-                ..
-            } => "lookup_rate_limited",
-            Fault::LookupsFail {
-                error: LookupError::Internal,
-                ..
-            } => "lookup_internal",
+            Fault::LookupsFail { error, .. } => match error {
+                LookupError::Timeout => "lookup_timeout",
+                LookupError::RateLimited => "lookup_rate_limited",
+                LookupError::Unavailable => "lookup_unavailable",
+                LookupError::Internal => "lookup_internal",
+            },
             Fault::Expire => "order_expired",
             Fault::FillsLate => "fills_late",
             Fault::FillsScrambled => "fills_scrambled",
+            Fault::ExitRefused => "exit_refused",
+            Fault::ExitTimeout => "exit_timeout",
+            Fault::PositionsFail { error, .. } => match error {
+                LookupError::Timeout => "positions_timeout",
+                LookupError::RateLimited => "positions_rate_limited",
+                LookupError::Unavailable => "positions_unavailable",
+                LookupError::Internal => "positions_internal",
+            },
+            Fault::ForeignPosition => "foreign_position",
+            Fault::Liquidation => "liquidation",
         }
     }
 
@@ -115,10 +165,20 @@ impl Fault {
         "partial_fill",
         "lookup_timeout",
         "lookup_rate_limited",
+        "lookup_unavailable",
         "lookup_internal",
         "order_expired",
         "fills_late",
         "fills_scrambled",
+        "exit_refused",
+        "exit_timeout",
+        "exit_rejected_not_reducing",
+        "positions_timeout",
+        "positions_rate_limited",
+        "positions_unavailable",
+        "positions_internal",
+        "foreign_position",
+        "liquidation",
         "duplicate_rejected",
         "lookup_in_recovery_failed",
     ];
@@ -135,8 +195,17 @@ impl fmt::Display for Fault {
                 "rate limited (HTTP {status}, retry after {retry_after_ms} ms)"
             ),
             Fault::LookupsFail { error, calls } => {
-                write!(formatter, "the next {calls} look-up(s) fail ({error:?})")
+                write!(
+                    formatter,
+                    "the next {calls} look-up(s) fail ({})",
+                    error.name()
+                )
             }
+            Fault::PositionsFail { error, for_ms } => write!(
+                formatter,
+                "position reads fail for {for_ms} ms ({})",
+                error.name()
+            ),
             other => formatter.write_str(&other.name().replace('_', " ")),
         }
     }
@@ -162,6 +231,11 @@ struct Held {
     /// Trailing fills not reported yet, and the look-ups before they show.
     hidden_fills: usize,
     hidden_fill_lookups: u8,
+    /// An exit: it may only reduce a position.
+    reduce_only: bool,
+    /// Not the book's: a trade made outside it ([`Fault::ForeignPosition`],
+    /// [`Fault::Liquidation`]).
+    foreign: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -181,7 +255,15 @@ struct State {
     duplicates: Vec<String>,
     /// Placement faults armed for the next new orders, in order.
     armed: std::collections::VecDeque<Fault>,
+    /// Faults armed for the next exits, in order.
+    armed_exits: std::collections::VecDeque<Fault>,
     lookup_failures: Option<(LookupError, u8)>,
+    /// Position reads fail with this error until this logical time (inclusive).
+    positions_failures: Option<(LookupError, i64)>,
+    /// The case's clock (time-bound faults read it); none: time stands at 0.
+    clock: Option<crate::SimClock>,
+    /// Trades made outside the book so far.
+    foreign_trades: u32,
     fills_late: bool,
     scrambled_lookups: u8,
     /// Calls answered so far (place, find_order, positions, cancel).
@@ -203,6 +285,10 @@ pub struct TruthOrder {
     pub hid_from_book: bool,
     /// What a look-up would report now (fills still hidden left out).
     pub visible_fills: Vec<VenueFill>,
+    /// An exit (reduce-only).
+    pub reduce_only: bool,
+    /// Not the book's order: a trade made outside it.
+    pub foreign: bool,
 }
 
 impl SimVenue {
@@ -218,6 +304,12 @@ impl SimVenue {
         venue
     }
 
+    /// The same venue, its time-bound faults reading `clock`.
+    pub fn on_clock(self, clock: &crate::SimClock) -> SimVenue {
+        self.lock().clock = Some(clock.clone());
+        self
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -230,6 +322,18 @@ impl SimVenue {
             Fault::Expire => state.expire(),
             Fault::FillsLate => state.fills_late = true,
             Fault::FillsScrambled => state.scrambled_lookups = SCRAMBLED_LOOKUPS,
+            Fault::PositionsFail { error, for_ms } => {
+                let until = state.now() + for_ms;
+                state.positions_failures = Some((error, until));
+            }
+            Fault::ForeignPosition => state.foreign_position(),
+            Fault::Liquidation => state.liquidate(),
+            Fault::ExitRefused | Fault::ExitTimeout => {
+                if state.armed_exits.len() >= ARMED_MAX {
+                    state.armed_exits.pop_back();
+                }
+                state.armed_exits.push_back(fault);
+            }
             placement => {
                 // A few at most: a fault armed on top of many unused ones replaces the
                 // newest, so a scenario cannot pile up an unbounded queue.
@@ -281,6 +385,8 @@ impl SimVenue {
                 invisible: held.hidden_lookups > 0,
                 hid_from_book: held.hid_from_book,
                 visible_fills: visible_fills(held),
+                reduce_only: held.reduce_only,
+                foreign: held.foreign,
             })
             .collect()
     }
@@ -424,16 +530,150 @@ impl State {
             return Ok(());
         };
         self.lookup_failures = (calls > 1).then_some((error, calls - 1));
-        let fault = Fault::LookupsFail { error, calls };
-        self.happened(fault.name());
-        Err(match error {
-            LookupError::Timeout => VenueError::Timeout,
-            LookupError::RateLimited => VenueError::RateLimited {
+        self.happened(Fault::LookupsFail { error, calls }.name());
+        Err(error.error())
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.as_ref().map_or(0, book::Clock::now_ms)
+    }
+
+    /// Fails this position read while a position-read failure lasts.
+    fn positions_failure(&mut self) -> Result<(), VenueError> {
+        let Some((error, until)) = self.positions_failures else {
+            return Ok(());
+        };
+        if self.now() > until {
+            self.positions_failures = None;
+            return Ok(());
+        }
+        self.happened(Fault::PositionsFail { error, for_ms: 0 }.name());
+        Err(error.error())
+    }
+
+    /// What the account holds of `symbol` on `side` (hedge mode: longs and shorts apart):
+    /// that side's fills, less the reduce-only fills that closed it.
+    fn held_side(&self, symbol: &str, side: Side) -> i64 {
+        self.orders
+            .values()
+            .filter(|held| held.order.symbol == symbol)
+            .map(|held| {
+                let filled = held.order.filled_qty();
+                match (held.reduce_only, held.order.side == side) {
+                    (false, true) => filled,
+                    (true, false) => -filled,
+                    _ => 0,
+                }
+            })
+            .sum()
+    }
+
+    /// An exit: refused as armed, rejected (not recorded, as real venues answer a
+    /// reduce-only order that would not reduce) when the account does not hold what it
+    /// closes, else filled completely at once at its price. No fill draw: the entries'
+    /// stream stays as it is.
+    fn place_exit(&mut self, request: &OrderRequest) -> Result<VenueOrder, VenueError> {
+        let fault = self.armed_exits.pop_front();
+        if fault == Some(Fault::ExitRefused) {
+            self.happened(Fault::ExitRefused.name());
+            return Err(VenueError::RateLimited {
                 status: 429,
-                retry_after_ms: Some(1_000),
+                retry_after_ms: Some(2_000),
+            });
+        }
+        let closes = match request.side {
+            Side::Buy => Side::Sell,
+            Side::Sell => Side::Buy,
+        };
+        if self.held_side(&request.symbol, closes) < request.size {
+            if let Some(fault) = fault {
+                self.armed_exits.push_front(fault);
+            }
+            self.happened("exit_rejected_not_reducing");
+            return Err(VenueError::Rejected {
+                reason: "reduce-only order would not reduce a position".to_owned(),
+            });
+        }
+        let order = new_order(
+            request,
+            vec![VenueFill {
+                trade_id: format!("T-{}-1", request.client_order_id),
+                qty: request.size,
+                price: request.price,
+            }],
+        );
+        let mut exit = held(order.clone());
+        exit.reduce_only = true;
+        self.orders.insert(request.client_order_id.clone(), exit);
+        if fault == Some(Fault::ExitTimeout) {
+            self.happened(Fault::ExitTimeout.name());
+            return Err(VenueError::Timeout);
+        }
+        Ok(order)
+    }
+
+    /// Someone buys 1 of [`FOREIGN_SYMBOL`] on the account, outside the book.
+    fn foreign_position(&mut self) {
+        self.foreign_trades += 1;
+        let request = OrderRequest {
+            client_order_id: format!("manual-{}", self.foreign_trades),
+            symbol: FOREIGN_SYMBOL.to_owned(),
+            side: Side::Buy,
+            size: 1,
+            price: 15_000,
+            reduce_only: false,
+        };
+        self.trade_outside(&request, false);
+        self.happened(Fault::ForeignPosition.name());
+    }
+
+    /// The venue closes what the account holds of the first book order still held.
+    fn liquidate(&mut self) {
+        let target = self
+            .placements
+            .iter()
+            .filter_map(|client_order_id| self.orders.get(client_order_id))
+            .filter(|held| !held.reduce_only && !held.foreign)
+            .map(|held| {
+                (
+                    held.order.symbol.clone(),
+                    held.order.side,
+                    held.order.fills.first().map_or(1, |fill| fill.price),
+                )
+            })
+            .find(|(symbol, side, _)| self.held_side(symbol, *side) > 0);
+        let Some((symbol, side, price)) = target else {
+            return;
+        };
+        self.foreign_trades += 1;
+        let request = OrderRequest {
+            client_order_id: format!("liquidation-{}", self.foreign_trades),
+            size: self.held_side(&symbol, side),
+            symbol,
+            side: match side {
+                Side::Buy => Side::Sell,
+                Side::Sell => Side::Buy,
             },
-            LookupError::Internal => VenueError::Internal { status: 500 },
-        })
+            price,
+            reduce_only: true,
+        };
+        self.trade_outside(&request, true);
+        self.happened(Fault::Liquidation.name());
+    }
+
+    fn trade_outside(&mut self, request: &OrderRequest, reduce_only: bool) {
+        let order = new_order(
+            request,
+            vec![VenueFill {
+                trade_id: format!("T-{}-1", request.client_order_id),
+                qty: request.size,
+                price: request.price,
+            }],
+        );
+        let mut outside = held(order);
+        outside.reduce_only = reduce_only;
+        outside.foreign = true;
+        self.orders.insert(request.client_order_id.clone(), outside);
     }
 
     /// What a look-up shows of an order now, and what it uses up of the faults.
@@ -503,6 +743,8 @@ fn held(order: VenueOrder) -> Held {
         hid_from_book: false,
         hidden_fills: 0,
         hidden_fill_lookups: 0,
+        reduce_only: false,
+        foreign: false,
     }
 }
 
@@ -518,6 +760,9 @@ impl State {
             }
             self.happened("duplicate_rejected");
             return Err(VenueError::Duplicate { client_order_id });
+        }
+        if request.reduce_only {
+            return self.place_exit(request);
         }
         let fault = self.fault_for(&client_order_id);
         if let Some(refusal) = self.refusal(request, fault) {
@@ -579,16 +824,20 @@ impl Venue for SimVenue {
         result
     }
 
+    /// The account's net position per symbol, the book's orders and trades made outside
+    /// it alike.
     fn positions(&mut self) -> Result<Vec<VenuePosition>, VenueError> {
         let mut state = self.lock();
-        let positions = protocol::net_positions(state.orders.values().map(|held| &held.order));
+        let result = state
+            .positions_failure()
+            .map(|()| protocol::net_positions(state.orders.values().map(|held| &held.order)));
         state.record(
             VenueCall::Positions,
             VenueReply::Positions {
-                result: Ok(positions.clone()).into(),
+                result: result.clone().into(),
             },
         );
-        Ok(positions)
+        result
     }
 
     fn cancel(&mut self, client_order_id: &str) -> Result<Option<VenueOrder>, VenueError> {
@@ -620,6 +869,7 @@ mod tests {
             side: Side::Buy,
             size,
             price: 100,
+            reduce_only: false,
         }
     }
 

@@ -68,6 +68,21 @@ pub const EXAMPLES: &[Example] = &[
         json: r#"{"now_ms":86400000,"op":"sync_fills"}"#,
     },
     Example {
+        name: "evaluate_exits",
+        form: Form::Request,
+        json: r#"{"now_ms":86400000,"op":"evaluate_exits","marks":[{"symbol":"BTC-USD","price":4100000}],"stop_loss":true,"take_profit":true}"#,
+    },
+    Example {
+        name: "ok (exits evaluated)",
+        form: Form::BookLine,
+        json: r#"{"line":"ok","result":{"verification":"verified","orphans":[],"warnings":[],"exits":[{"intent_id":"250c05ac52e5e1de","reason":"stop_loss","realized_pnl":-200000}]}}"#,
+    },
+    Example {
+        name: "venue place (exit)",
+        form: Form::BookLine,
+        json: r#"{"line":"venue","call":"place","order":{"client_order_id":"250c05ac52e5e1de-exit","symbol":"BTC-USD","side":"sell","size":2,"price":4100000,"reduce_only":true}}"#,
+    },
+    Example {
         name: "state",
         form: Form::Request,
         json: r#"{"now_ms":86400000,"op":"state"}"#,
@@ -204,6 +219,7 @@ mod tests {
             "checkpoint",
             "recover",
             "sync_fills",
+            "evaluate_exits",
             "state",
         ] {
             assert!(ops.iter().any(|seen| seen == op), "no example for op {op}");

@@ -44,6 +44,7 @@ pub use crate::venue::{
     VenuePosition,
 };
 pub use crate::wire::{
-    read_line, read_text, write_line, BookLine, Closed, FillsSynced, Problem, ProblemKind, Request,
-    RequestLine, VenueCall, VenueReply, VenueResult, PROTOCOL_VERSION,
+    read_line, read_text, write_line, BookLine, Closed, Exit, ExitReason, ExitReport, FillsSynced,
+    Mark, Problem, ProblemKind, Request, RequestLine, VenueCall, VenueReply, VenueResult,
+    Verification, PROTOCOL_VERSION,
 };

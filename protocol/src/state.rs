@@ -210,6 +210,10 @@ pub struct PositionState {
     pub open: bool,
     pub exit_price: Option<i64>,
     pub realized_pnl: Option<i64>,
+    /// The venue order id of the reduce-only exit that took the position off the venue
+    /// (none while open, or when nothing had filled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_order_id: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]

@@ -16,6 +16,9 @@ pub struct OrderRequest {
     pub side: Side,
     pub size: i64,
     pub price: i64,
+    /// An exit: it may only reduce a position, and fills at once or not at all.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reduce_only: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]

@@ -61,6 +61,14 @@ pub enum Request {
     Recover,
     /// -> [`FillsSynced`]
     SyncFills,
+    /// -> [`ExitReport`]. Verifies the venue's positions against the book's first (SPEC
+    /// §2.8), then closes every open position whose mark crosses its stop-loss (if
+    /// `stop_loss`) or take-profit (if `take_profit`).
+    EvaluateExits {
+        marks: Vec<Mark>,
+        stop_loss: bool,
+        take_profit: bool,
+    },
     /// -> [`crate::BookState`]
     State,
 }
@@ -78,6 +86,7 @@ impl Request {
             Request::Checkpoint { .. } => "checkpoint",
             Request::Recover => "recover",
             Request::SyncFills => "sync_fills",
+            Request::EvaluateExits { .. } => "evaluate_exits",
             Request::State => "state",
         }
     }
@@ -97,6 +106,55 @@ pub struct RequestLine {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Closed {
     pub realized_pnl: i64,
+}
+
+/// A symbol's price now, for exit evaluation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    pub symbol: String,
+    pub price: i64,
+}
+
+/// How the venue's positions were verified before exits were evaluated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "verification", rename_all = "snake_case")]
+pub enum Verification {
+    /// The venue answered and agrees with the book (or holds less: see `orphans`).
+    Verified,
+    /// The venue rate-limited; a verification this many logical ms old was used.
+    Cached { age_ms: i64 },
+    /// Paper mode: the venue was not asked; the book's own checks ran.
+    Skipped,
+}
+
+/// Why an exit was due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitReason {
+    StopLoss,
+    TakeProfit,
+}
+
+/// One position an evaluation closed (or tried to).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exit {
+    pub intent_id: String,
+    pub reason: ExitReason,
+    /// The realised pnl, or why the close was refused.
+    pub realized_pnl: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+/// The result of `evaluate_exits`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExitReport {
+    #[serde(flatten)]
+    pub verification: Verification,
+    /// Symbols where the book holds more than the venue (logged, no halt).
+    pub orphans: Vec<String>,
+    pub warnings: Vec<String>,
+    pub exits: Vec<Exit>,
 }
 
 /// The result of `sync_fills`.
@@ -266,6 +324,14 @@ pub enum ProblemKind {
     BadRequest,
     /// The driver could not talk to the book (broken pipe, a line that is not protocol).
     Protocol,
+    /// The venue holds positions the book lacks: the breaker tripped (StopLossBlind or
+    /// TakeProfitBlind) and nothing was evaluated.
+    Blind,
+    /// The venue rate-limited and no verification was fresh enough: the breaker tripped
+    /// (VerificationRateLimited) and nothing was evaluated.
+    VerificationRateLimited,
+    /// The venue could not be asked (a 5xx, a timeout): nothing was evaluated.
+    VerificationFailed,
 }
 
 impl ProblemKind {
@@ -283,6 +349,9 @@ impl ProblemKind {
                 | ProblemKind::VenueUnavailable
                 | ProblemKind::Halted
                 | ProblemKind::RecoveryRequired
+                | ProblemKind::Blind
+                | ProblemKind::VerificationRateLimited
+                | ProblemKind::VerificationFailed
                 | ProblemKind::OperatorRequired
                 | ProblemKind::OpenOrders
                 | ProblemKind::NoOpenPosition

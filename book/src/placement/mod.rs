@@ -43,6 +43,7 @@ impl Book {
             side: signal.side,
             size: signal.size,
             price: signal.price,
+            reduce_only: false,
         };
         let placed = self.venue.place(&request);
         // Between the venue call and the confirm: the order may exist at the venue while

@@ -92,6 +92,7 @@ impl Book {
             side: Side::parse(side).unwrap_or(Side::Buy),
             size: *size,
             price: *price,
+            reduce_only: false,
         };
         Some(self.venue.place(&request).map(Some))
     }

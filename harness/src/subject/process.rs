@@ -168,6 +168,9 @@ fn command(
         .args(["--seed", &format!("{:#018x}", run.seed)])
         .args(["--dataset-sha", &run.dataset_sha])
         .args(["--config-sha", &run.config_sha])
+        .args(["--mode", run.mode.as_str()])
+        .args(["--stop-loss", &options.limits.stop_loss.to_string()])
+        .args(["--take-profit", &options.limits.take_profit.to_string()])
         .args(["--max-open", &options.limits.max_open.to_string()])
         .args(["--max-exposure", &options.limits.max_exposure.to_string()])
         .args([
