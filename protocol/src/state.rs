@@ -106,6 +106,17 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The intent the signal is (whatever happened to it).
+    pub fn intent_id(&self) -> &str {
+        match self {
+            Outcome::Placed { intent_id, .. }
+            | Outcome::Existing { intent_id, .. }
+            | Outcome::Rejected { intent_id, .. } => intent_id,
+        }
+    }
+}
+
 /// What a recovery did with the intents it found `executing`.
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {

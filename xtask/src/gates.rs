@@ -50,8 +50,8 @@ pub const GATES: &[Gate] = &[
     },
     Gate {
         name: "verify-before-act",
-        summary: "blindness trips the breaker, orphans only log, rate-limit cache rules",
-        implemented: false,
+                summary: "blindness trips the breaker, orphans only log, rate-limit cache rules and Retry-After, a 500 is never \"no positions\", paper skips the venue; a stop-loss closes at the venue",
+        implemented: true,
         database: true,
     },
 ];

@@ -8,8 +8,8 @@ pub mod reference;
 
 use book::BookOptions;
 use protocol::{
-    BookState, BreakerState, Closed, FillsSynced, Outcome, Problem, ProblemKind, RecoveryReport,
-    Request, Signal, TripReason,
+    BookState, BreakerState, Closed, ExitReport, FillsSynced, Mark, Outcome, Problem, ProblemKind,
+    RecoveryReport, Request, Signal, TripReason,
 };
 use serde::de::DeserializeOwned;
 
@@ -120,6 +120,21 @@ impl dyn Subject + '_ {
     /// Returns how many fills were new.
     pub fn sync_fills(&mut self) -> Result<u64, Problem> {
         decode::<FillsSynced>(self.request(Request::SyncFills)).map(|synced| synced.new_fills)
+    }
+
+    /// Verifies the venue's positions, then closes what crossed its stop-loss (if
+    /// `stop_loss`) or take-profit (if `take_profit`) at `marks`.
+    pub fn evaluate_exits(
+        &mut self,
+        marks: &[Mark],
+        stop_loss: bool,
+        take_profit: bool,
+    ) -> Result<ExitReport, Problem> {
+        decode(self.request(Request::EvaluateExits {
+            marks: marks.to_vec(),
+            stop_loss,
+            take_profit,
+        }))
     }
 
     pub fn state(&mut self) -> Result<BookState, Problem> {
