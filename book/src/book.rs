@@ -148,6 +148,7 @@ impl Book {
     fn initialise(&mut self) -> Result<(), BookError> {
         let run = self.options.run.clone();
         let limits = self.options.limits;
+        let any_run = crate::mutant::reopens_as_any_run(self.options.mutant);
         let now = self.now_ms();
         self.transact(Isolation::Write, "open", |transaction| {
             let inserted = transaction.execute(
@@ -164,8 +165,11 @@ impl Book {
             if inserted == 0 {
                 // A reopen writes nothing. In particular it never recreates a breaker row
                 // that went missing: a missing breaker fails closed, it does not come back
-                // CLOSED.
-                return Ok(());
+                // CLOSED. It must be the same run: the identity goes into every intent id.
+                if any_run {
+                    return Ok(());
+                }
+                return same_run(transaction, &run);
             }
             transaction.execute(
                 "INSERT INTO position_counters (id, open_count, max_open, exposure, max_exposure) \
@@ -320,4 +324,39 @@ fn attempt<T>(
         }
     }
     Ok(value)
+}
+
+/// Refuses to open the database's run `run.run_id` with another identity than it was
+/// started with (SPEC §2.1: the identity goes into every intent id).
+fn same_run(transaction: &mut (dyn Transaction + '_), run: &RunSpec) -> Result<(), BookError> {
+    let row = transaction.query_optional(
+        "SELECT mode, dataset_sha, config_sha, seed FROM runs WHERE run_id = $1",
+        &[Value::from(&run.run_id)],
+    )?;
+    let Some(
+        [Value::Text(mode), Value::Text(dataset_sha), Value::Text(config_sha), Value::Text(seed)],
+    ) = row.as_deref()
+    else {
+        return Err(BookError::Store(StoreError::Data {
+            message: format!("run {} has an unreadable row: {row:?}", run.run_id),
+        }));
+    };
+    let given_seed = format!("{:#018x}", run.seed);
+    let fields = [
+        ("seed", seed, &given_seed),
+        ("dataset", dataset_sha, &run.dataset_sha),
+        ("config", config_sha, &run.config_sha),
+        ("mode", mode, &run.mode.as_str().to_owned()),
+    ];
+    for (field, stored, given) in fields {
+        if stored != given {
+            return Err(BookError::WrongRun {
+                run_id: run.run_id.clone(),
+                field,
+                stored: stored.clone(),
+                given: given.clone(),
+            });
+        }
+    }
+    Ok(())
 }

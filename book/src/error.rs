@@ -74,6 +74,19 @@ pub enum BookError {
         #[source]
         source: VenueError,
     },
+    /// The database's run was started with another identity: opened as this run, every
+    /// intent id (and client order id) would change across the restart.
+    #[error(
+        "run {run_id} in this database was started with {field} {stored}, not {given}; refusing to \
+         reopen it as another run (every intent id would change): reopen it with the run's own \
+         {field}, or start a new run under a new run id"
+    )]
+    WrongRun {
+        run_id: String,
+        field: &'static str,
+        stored: String,
+        given: String,
+    },
     /// An armed crash point fired (tests only): everything after it did not happen.
     #[error(transparent)]
     Crashed(#[from] Crashed),

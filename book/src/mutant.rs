@@ -74,10 +74,13 @@ pub enum Mutant {
     StopLossReadsMemory,
     /// The verifier reads a venue failure (a 500) as "no positions" and evaluates anyway.
     VerifierReadsErrorAsEmpty,
+    /// A database is reopened as its run whatever seed, dataset, config or mode it is
+    /// given (every intent id changes across the restart).
+    ReopensAsAnyRun,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 22] = [
+    pub const ALL: [Mutant; 23] = [
         Mutant::IntentIdWithOpenCounter,
         Mutant::NonIdempotentCreate,
         Mutant::WallClockTimestamp,
@@ -100,6 +103,7 @@ impl Mutant {
         Mutant::PlacesBeforeRecovery,
         Mutant::StopLossReadsMemory,
         Mutant::VerifierReadsErrorAsEmpty,
+        Mutant::ReopensAsAnyRun,
     ];
 
     /// The mutant with this [`Mutant::name`].
@@ -131,6 +135,7 @@ impl Mutant {
             Mutant::PlacesBeforeRecovery => "places-before-recovery",
             Mutant::StopLossReadsMemory => "stop-loss-reads-memory",
             Mutant::VerifierReadsErrorAsEmpty => "verifier-reads-error-as-empty",
+            Mutant::ReopensAsAnyRun => "reopens-as-any-run",
         }
     }
 }
@@ -372,6 +377,11 @@ pub(crate) fn missing_breaker_row(mutant: Option<Mutant>) -> Option<protocol::Br
         reason: None,
         failure_count: 0,
     })
+}
+
+/// [`Mutant::ReopensAsAnyRun`]: the run's identity is not checked on reopen.
+pub(crate) fn reopens_as_any_run(mutant: Option<Mutant>) -> bool {
+    mutant == Some(Mutant::ReopensAsAnyRun)
 }
 
 /// [`Mutant::PlacesBeforeRecovery`]: unresolved intents do not stop placements.

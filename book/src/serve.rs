@@ -109,6 +109,7 @@ pub fn problem(error: BookError) -> Problem {
             (ProblemKind::Crashed, None, None, Some(crashed.site))
         }
         BookError::Migrate(error) => (migrate_kind(&error), None, None, None),
+        BookError::WrongRun { .. } => (ProblemKind::WrongRun, None, None, None),
         BookError::Store(_) => (ProblemKind::Storage, None, None, None),
     };
     Problem {

@@ -12,7 +12,10 @@ fn a_corrupt_file_is_refused_and_left_untouched() {
 
     let error = SqliteStore::open(&path).expect_err("garbage is not a database");
 
-    assert!(matches!(error, StoreError::Other { .. }), "{error:?}");
+    assert!(
+        matches!(error, StoreError::NotADatabase { .. }),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("not a database"), "{error}");
     assert_eq!(
         std::fs::read(&path).expect("read back"),

@@ -99,7 +99,7 @@ fn crash_every_site(
     let mut template = case.fresh(seed)?;
     template.subject = mode.subject();
     let uninterrupted = crash::uninterrupted(&template, seed, scenario)?;
-    let sites = crash::selected(mode.sites(&uninterrupted));
+    let sites = crash::selected(mode.sites(&uninterrupted))?;
     ensure!(
         check::HARNESS,
         !sites.is_empty(),
@@ -142,7 +142,11 @@ fn crash_and_compare(
         }
     }
     let seconds = match &Settings::get().crash_in_recovery {
-        Some(second) => vec![second.clone()],
+        Some(second) => {
+            crash::reached(second, &run.recovery_sites)
+                .map_err(|failure| failure.context("in the recovery"))?;
+            vec![second.clone()]
+        }
         None if Settings::get().crash_at.is_some() => Vec::new(),
         None => crash::thinned(run.recovery_sites.clone(), crash::RECOVERY_SITES_MAX),
     };
@@ -399,7 +403,7 @@ fn a_day_boundary_crossed_while_down(case: &Case) -> Check {
     };
     let template = case.fresh(case.seed)?;
     let uninterrupted = crash::uninterrupted(&template, case.seed, &scenario)?;
-    let sites = crash::selected(uninterrupted.sites.clone());
+    let sites = crash::selected(uninterrupted.sites.clone())?;
     for site in sites {
         let crash = CrashCase {
             site,

@@ -370,6 +370,11 @@ fn every_store_fault_site(case: &Case) -> Check {
                 .append(format!("reproduce: {repro}"))
         })?;
         if Settings::get().fault_at.is_some() {
+            ensure!(
+                check::UNKNOWN_SITE,
+                plan.fired().is_some(),
+                "store fault {fault} never fired: the tour never reaches its site (a site is OP#HIT, sql:TEXT or commit_of:TEXT the tour passes; a failing run prints the one to use)"
+            );
             println!("fault {fault}, trace:\n{}", run.trace.join("\n"));
         }
     }

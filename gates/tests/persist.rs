@@ -8,10 +8,13 @@
 //! then every table holds rows and every value reads back as written (the extremes of i64
 //! and text that trips quoting included), reopening changes nothing, the same signal is one
 //! intent and one order however often it comes, and a database the book does not
-//! understand is refused with a clear error and left untouched.
+//! understand is refused with a clear error and left untouched; so is a run reopened with
+//! another seed, dataset, config or mode (every intent id would change), while a new run
+//! id starts a new run in the same database.
 //!
 //! Mutants: an intent id that mixes in a per-open counter, and a create that is not
-//! idempotent. Each is caught by `same_intent`.
+//! idempotent (each caught by `same_intent`); a reopen that takes any identity for the run
+//! (caught by `run_identity`).
 
 use book::migrate;
 use book::store::{Isolation, Value};
@@ -30,15 +33,18 @@ harness::gate_tests! {
         same_signal_after_reopen_is_one_intent,
         fresh_database_gets_every_migration,
         migrations_rerun_is_a_no_op,
-        newer_schema_is_refused,
+                newer_schema_is_refused,
         checksum_drift_is_refused,
+        a_run_reopens_only_as_itself,
         every_migration_steps_down,
     ];
     mutants: [
         intent_id_with_open_counter_is_caught =>
             (IntentIdWithOpenCounter, same_signal_after_reopen_is_one_intent, "same_intent"),
-        non_idempotent_create_is_caught =>
+                non_idempotent_create_is_caught =>
             (NonIdempotentCreate, same_signal_twice_is_one_intent, "same_intent"),
+        reopens_as_any_run_is_caught =>
+            (ReopensAsAnyRun, a_run_reopens_only_as_itself, "run_identity"),
     ];
     differential: [every_table_written];
 }
@@ -492,6 +498,51 @@ fn newer_schema_is_refused(case: &Case) -> Check {
         ProblemKind::SchemaAhead,
         "newer than this build supports",
     )
+}
+
+/// The same run id with another identity is refused, the database unchanged; a new run id
+/// starts a new run beside it.
+fn a_run_reopens_only_as_itself(case: &Case) -> Check {
+    write_every_table(case)?;
+    let before = case.dump()?;
+    let changes: [(&str, fn(&mut book::RunSpec)); 4] = [
+        ("seed", |run| run.seed ^= 1),
+        ("dataset", |run| run.dataset_sha.push_str("-other")),
+        ("config", |run| run.config_sha.push_str("-other")),
+        ("mode", |run| {
+            run.mode = match run.mode {
+                book::Mode::Live => book::Mode::Paper,
+                book::Mode::Paper => book::Mode::Live,
+            }
+        }),
+    ];
+    for (field, change) in changes {
+        let mut options = case.options();
+        change(&mut options.run);
+        let opened = case.open_with(options).map(drop);
+        ensure!(
+            "run_identity",
+            matches!(&opened, Err(problem) if problem.kind == ProblemKind::WrongRun && problem.message.contains(&format!("started with {field} "))),
+            "reopened with another {field}: {opened:?}"
+        );
+    }
+    let after = case.dump()?;
+    ensure!(
+        "run_identity",
+        before == after,
+        "a refused reopen changed the database: {:?}",
+        before.first_difference(&after)
+    );
+    let mut options = case.options();
+    options.run.run_id.push_str("-next");
+    options.run.seed ^= 1;
+    let next = case.open_with(options).map(drop);
+    ensure!(
+        "run_identity",
+        next.is_ok(),
+        "a new run id on the same database: {next:?}"
+    );
+    Ok(())
 }
 
 fn checksum_drift_is_refused(case: &Case) -> Check {

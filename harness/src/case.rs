@@ -32,6 +32,9 @@ pub mod check {
     pub const CRASH_EQUALS_UNINTERRUPTED: &str = "crash_equals_uninterrupted";
     pub const SAME_SEED_SAME_BOOK: &str = "same_seed_same_book";
     pub const REBUILD_FROM_EVENTS: &str = "rebuild_from_events";
+    /// A crash or fault site given by hand (`--crash-at`, `--fault-at`) that the case never
+    /// reaches: bad input, not a finding (`cargo xtask` exits with its own code).
+    pub const UNKNOWN_SITE: &str = "unknown_site";
 }
 
 /// Why a check failed: the names of the checks that failed (a mutant counts as caught only

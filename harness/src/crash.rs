@@ -7,7 +7,7 @@ use protocol::{CrashPoint, CrashSite};
 use serde_json::Value as Json;
 use sha2::Digest as _;
 
-use crate::case::{Case, Failure};
+use crate::case::{check, Case, Failure};
 use crate::dump::Dump;
 use crate::runner::{self, Crashes, Run};
 use crate::scenario::{Scenario, Step};
@@ -122,17 +122,38 @@ pub struct Uninterrupted {
     pub venue_calls: u64,
 }
 
-/// The sites to crash at: `--crash-at` if given, else all of them, thinned evenly to
-/// `--crash-sites` if given.
-pub fn selected(sites: Vec<CrashSite>) -> Vec<CrashSite> {
+/// The sites to crash at: `--crash-at` if given (and among `sites`), else all of them,
+/// thinned evenly to `--crash-sites` if given.
+pub fn selected(sites: Vec<CrashSite>) -> Result<Vec<CrashSite>, Failure> {
     let settings = Settings::get();
     if let Some(site) = &settings.crash_at {
-        return vec![site.clone()];
+        return reached(site, &sites).map(|()| vec![site.clone()]);
     }
-    match settings.crash_sites {
+    Ok(match settings.crash_sites {
         Some(limit) => thinned(sites, limit),
         None => sites,
+    })
+}
+
+/// `Err` ([`check::UNKNOWN_SITE`]) unless the run reaches `site`: a site given by hand
+/// that the case never passes names nothing to crash at.
+pub fn reached(site: &CrashSite, sites: &[CrashSite]) -> Result<(), Failure> {
+    if sites.contains(site) {
+        return Ok(());
     }
+    let shown: Vec<String> = sites.iter().take(12).map(ToString::to_string).collect();
+    let more = if sites.len() > shown.len() {
+        format!(", ... ({} in all)", sites.len())
+    } else {
+        String::new()
+    };
+    Err(Failure::new(
+        check::UNKNOWN_SITE,
+        format!(
+            "crash site {site} is never reached by this case's run; the sites it passes are: {}{more}",
+            shown.join(", ")
+        ),
+    ))
 }
 
 /// At most `limit` of `sites`, evenly spread.

@@ -161,7 +161,7 @@ impl FromStr for FaultCase {
         let (fault, site) = text
             .trim()
             .split_once('@')
-            .ok_or_else(|| format!("fault site {text:?} must look like FAULT@OP#HIT (outcome_unknown@commit#3) or FAULT@TABLE"))?;
+            .ok_or_else(|| format!("fault site {text:?} must look like FAULT@OP#HIT (outcome_unknown@commit#3), FAULT@sql:TEXT or FAULT@commit_of:TEXT"))?;
         let fault = fault.parse()?;
         if let Some(text) = site.strip_prefix("sql:").filter(|text| !text.is_empty()) {
             return Ok(FaultCase {

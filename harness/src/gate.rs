@@ -117,6 +117,7 @@ fn run(
         kind,
         outcome: Outcome::Pass,
         detail: None,
+        checks: Vec::new(),
         seed: settings.seed.to_string(),
         millis: 0,
         repro: repro.to_string(),
@@ -145,6 +146,11 @@ fn run(
         let message = failure.to_string();
         record.outcome = Outcome::Fail;
         record.detail = Some(message.clone());
+        record.checks = failure
+            .checks
+            .iter()
+            .map(|check| (*check).to_owned())
+            .collect();
         report::write(&record);
         panic!(
             "\n{gate} gate failed on {backend}: {test}\n{message}\n\nseed: {}\nreproduce: {repro}\n",

@@ -4,7 +4,8 @@
 //! written and the test outcome alone tells.
 //!
 //! Format (one object per file): `{"gate", "backend", "test", "kind": "check"|"mutant",
-//! "outcome": "pass"|"fail"|"skip", "detail", "seed", "millis", "repro", "coverage"}`.
+//! "outcome": "pass"|"fail"|"skip", "detail", "checks", "seed", "millis", "repro",
+//! "coverage"}`.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -37,6 +38,9 @@ pub struct CaseRecord {
     pub outcome: Outcome,
     /// Why it failed or was skipped; what the mutant was caught by.
     pub detail: Option<String>,
+    /// The checks that failed (see `harness::check`).
+    #[serde(default)]
+    pub checks: Vec<String>,
     pub seed: String,
     pub millis: u64,
     /// The one command that reruns this case.

@@ -316,6 +316,9 @@ pub enum ProblemKind {
     ChecksumDrift,
     UnknownSchemaVersion,
     MigrationFailed,
+    /// The database belongs to a run of another identity (seed, dataset, config or mode):
+    /// reopening it as this run would change every intent id. Nothing was written.
+    WrongRun,
     Storage,
     /// The book stopped at an armed crash point, or its process died.
     Crashed,

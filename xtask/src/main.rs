@@ -15,16 +15,28 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Parser, Subcommand};
 use harness::{Backend, Settings};
 
-/// Exit codes, one per failure class.
+/// Exit codes, one per failure class (the `book` binary numbers the classes it shares the
+/// same way). Bad input is refused before anything runs or is written, except a crash or
+/// fault site that is well formed but never reached, which only a run can tell.
 pub mod exit {
     /// Every case passed (skips allowed unless PostgreSQL was required).
     pub const OK: u8 = 0;
     /// A gate or test failed: the table and the repro commands say which.
     pub const GATE_FAILED: u8 = 1;
-    /// Bad usage: an unknown gate, a bad seed, a bad BOOKPROOF_* variable.
+    /// Bad usage clap refuses: an unknown flag, a missing value.
     pub const USAGE: u8 = 2;
     /// The harness itself could not run (cargo or nextest missing, a report unreadable).
     pub const HARNESS: u8 = 3;
+    /// A gate name that is not a gate (or not implemented yet).
+    pub const UNKNOWN_GATE: u8 = 4;
+    /// A seed that is not 1 to 16 hex digits.
+    pub const BAD_SEED: u8 = 5;
+    /// A mutant name that is not a mutant.
+    pub const UNKNOWN_MUTANT: u8 = 6;
+    /// A crash or fault site that is malformed, or that the case never reaches.
+    pub const UNKNOWN_SITE: u8 = 7;
+    /// A BOOKPROOF_* variable that does not parse.
+    pub const BAD_ENVIRONMENT: u8 = 8;
 }
 
 #[derive(Debug, Parser)]
@@ -33,8 +45,10 @@ pub mod exit {
     bin_name = "cargo xtask",
     about = "bookproof: deterministic verification of a trading book's persistence layer.\n\
              `verify` runs gates, `repro` reruns one failing case, `test` runs what CI runs.",
-    after_help = "Exit codes: 0 all passed, 1 a gate failed, 2 bad usage, 3 harness error.\n\
-                  Reports: target/bookproof/report.json and target/nextest/ci/junit.xml."
+    after_help = "Exit codes: 0 all passed, 1 a gate failed, 2 bad usage, 3 harness error, 4 unknown\n\
+                  gate, 5 malformed seed, 6 unknown mutant, 7 unknown crash or fault site, 8 bad\n\
+                  BOOKPROOF_* variable.\n\
+                  Reports: target/bookproof/report.json and target/bookproof/junit.xml."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -79,13 +93,47 @@ pub fn backend_parser() -> impl TypedValueParser<Value = Backends> {
     })
 }
 
+/// The exit code for an argument clap refused: the class of the argument it names.
+fn refused_argument(error: &clap::Error) -> u8 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        error.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return exit::USAGE;
+    }
+    let argument = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(argument)) => argument.as_str(),
+        _ => "",
+    };
+    let flag = argument.split_whitespace().next().unwrap_or_default();
+    match flag {
+        "--seed" => exit::BAD_SEED,
+        "--mutant" => exit::UNKNOWN_MUTANT,
+        "--crash-at" | "--crash-in-recovery" | "--fault-at" => exit::UNKNOWN_SITE,
+        _ => exit::USAGE,
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() {
+                refused_argument(&error)
+            } else {
+                exit::OK
+            };
+            // Help and version go to stdout; refusals to stderr.
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
     // A bad BOOKPROOF_* variable in the user's shell would fail every case the same way:
     // say so once, before anything runs.
     if let Err(error) = Settings::from_lookup(|name| std::env::var(name).ok()) {
         eprintln!("error: {error}");
-        return ExitCode::from(exit::USAGE);
+        return ExitCode::from(exit::BAD_ENVIRONMENT);
     }
     let result = match cli.command {
         Command::Verify(args) => verify::run(args),

@@ -69,11 +69,26 @@ pub fn report(finished: &Finished, plan: &Plan) -> anyhow::Result<u8> {
         finished.elapsed.as_secs_f64(),
         path.display()
     );
-    Ok(if passed {
-        crate::exit::OK
-    } else {
-        crate::exit::GATE_FAILED
-    })
+    Ok(exit_code(passed, &finished.records))
+}
+
+/// OK, or a gate failed; unless a case failed only because a crash or fault site given by
+/// hand is never reached: bad input, with its own code.
+fn exit_code(passed: bool, records: &[CaseRecord]) -> u8 {
+    if passed {
+        return crate::exit::OK;
+    }
+    let unknown_site = records.iter().find(|record| {
+        record.outcome == Outcome::Fail && record.checks == [harness::check::UNKNOWN_SITE]
+    });
+    match unknown_site {
+        Some(record) => {
+            let detail = record.detail.as_deref().unwrap_or_default();
+            eprintln!("error: {}", detail.trim_start_matches("[unknown_site] "));
+            crate::exit::UNKNOWN_SITE
+        }
+        None => crate::exit::GATE_FAILED,
+    }
 }
 
 fn rows(finished: &Finished, plan: &Plan) -> Vec<Row> {

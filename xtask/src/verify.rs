@@ -63,7 +63,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         Ok(chosen) => chosen,
         Err(message) => {
             eprintln!("error: {message}");
-            return Ok(crate::exit::USAGE);
+            return Ok(crate::exit::UNKNOWN_GATE);
         }
     };
     let backends = if args.require_postgres {

@@ -185,6 +185,16 @@ pub enum StoreError {
     /// The database's contents do not fit the book (a float or blob column, say).
     #[error("unexpected data: {message}")]
     Data { message: String },
+    /// The file is not a database of this backend: refused, and left as it is.
+    #[error("{message}")]
+    NotADatabase { message: String },
+    /// The database URL does not parse (its text redacted).
+    #[error("{message}")]
+    BadUrl { message: String },
+    /// The database cannot be opened or written where it is: its directory is missing or
+    /// read-only.
+    #[error("{message}")]
+    Location { message: String },
     /// Anything else the backend reported (syntax errors, missing tables).
     #[error("database error: {message}")]
     Other { message: String },

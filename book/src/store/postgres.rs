@@ -73,7 +73,7 @@ impl PostgresStore {
     /// Connects, trying `connect_attempts_max` times with exponential backoff, then gives up
     /// with an error that names the (redacted) URL and the last failure.
     pub fn connect(options: PostgresOptions) -> Result<PostgresStore, StoreError> {
-        let mut config = Config::from_str(&options.url).map_err(|error| StoreError::Other {
+        let mut config = Config::from_str(&options.url).map_err(|error| StoreError::BadUrl {
             message: format!(
                 "DATABASE URL {} does not parse: {}",
                 redact_url(&options.url),

@@ -19,12 +19,43 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file at `path`.
+    /// Opens (or creates) the book's database at `path`. A file that is not a SQLite
+    /// database is `NotADatabase`; a missing or read-only directory is `Location`; either
+    /// way the file is left as it is.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        SqliteStore::open_unlabelled(path).map_err(|error| StoreError::Other {
-            message: format!(
-                "cannot open {} as the book's SQLite database: {error}; the file was left as it is",
-                path.display()
-            ),
+        let directory = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        if !directory.is_dir() {
+            return Err(StoreError::Location {
+                message: format!(
+                    "cannot open {}: its directory {} does not exist; create it, or give a path in an existing directory",
+                    path.display(),
+                    directory.display()
+                ),
+            });
+        }
+        SqliteStore::open_unlabelled(path).map_err(|error| match error {
+            StoreError::NotADatabase { message } => StoreError::NotADatabase {
+                message: format!(
+                    "{} is not a SQLite database ({message}); refusing to open it, the file was left as it is: give the book's database, or a new path",
+                    path.display()
+                ),
+            },
+            StoreError::Location { message } => StoreError::Location {
+                message: format!(
+                    "cannot open or write {} ({message}); is {} writable? the file was left as it is",
+                    path.display(),
+                    directory.display()
+                ),
+            },
+            other => StoreError::Other {
+                message: format!(
+                    "cannot open {} as the book's SQLite database: {other}; the file was left as it is",
+                    path.display()
+                ),
+            },
         })
     }
 
@@ -183,6 +214,10 @@ fn map_error(error: rusqlite::Error) -> StoreError {
                     ErrorCode::ConstraintViolation => StoreError::Constraint { message: detail },
                     ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
                         StoreError::Serialization { message: detail }
+                    }
+                    ErrorCode::NotADatabase => StoreError::NotADatabase { message: detail },
+                    ErrorCode::CannotOpen | ErrorCode::ReadOnly => {
+                        StoreError::Location { message: detail }
                     }
                     _ => StoreError::Other { message: detail },
                 },
