@@ -168,10 +168,7 @@ impl Book {
         let request = OrderRequest {
             client_order_id,
             symbol: open.symbol.clone(),
-            side: match open.side {
-                Side::Buy => Side::Sell,
-                Side::Sell => Side::Buy,
-            },
+            side: open.side.opposite(),
             size: filled,
             price: exit_price,
             reduce_only: true,

@@ -156,16 +156,8 @@ impl<'journal> Journal<'journal> {
 
     /// The next placement's client order id and reply.
     fn place(&mut self) -> Option<(String, Result<VenueOrder, VenueError>)> {
-        let index = (0..self.exchanges.len()).find(|index| {
-            !self.used[*index] && matches!(self.exchanges[*index].call, VenueCall::Place { .. })
-        })?;
-        self.used[index] = true;
-        match (&self.exchanges[index].call, &self.exchanges[index].reply) {
-            (VenueCall::Place { order }, VenueReply::Place { result }) => {
-                Some((order.client_order_id.clone(), result.clone().into()))
-            }
-            _ => None,
-        }
+        self.next_place()
+            .map(|(order, reply)| (order.client_order_id, reply))
     }
 
     fn lookup(&mut self, client_order_id: &str) -> Option<Result<Option<VenueOrder>, VenueError>> {
@@ -724,10 +716,7 @@ impl ModelBook {
             // It stopped before (a crash): nothing placed.
             return Err(Expect::Problem(ProblemKind::VenueUncertain));
         };
-        let closing = match side {
-            Side::Buy => Side::Sell,
-            Side::Sell => Side::Buy,
-        };
+        let closing = side.opposite();
         if !(request.reduce_only
             && request.side == closing
             && request.size == filled

@@ -581,10 +581,7 @@ impl State {
                 retry_after_ms: Some(2_000),
             });
         }
-        let closes = match request.side {
-            Side::Buy => Side::Sell,
-            Side::Sell => Side::Buy,
-        };
+        let closes = request.side.opposite();
         if self.held_side(&request.symbol, closes) < request.size {
             if let Some(fault) = fault {
                 self.armed_exits.push_front(fault);
@@ -594,14 +591,7 @@ impl State {
                 reason: "reduce-only order would not reduce a position".to_owned(),
             });
         }
-        let order = new_order(
-            request,
-            vec![VenueFill {
-                trade_id: format!("T-{}-1", request.client_order_id),
-                qty: request.size,
-                price: request.price,
-            }],
-        );
+        let order = filled_at_once(request);
         let mut exit = held(order.clone());
         exit.reduce_only = true;
         self.orders.insert(request.client_order_id.clone(), exit);
@@ -650,10 +640,7 @@ impl State {
             client_order_id: format!("liquidation-{}", self.foreign_trades),
             size: self.held_side(&symbol, side),
             symbol,
-            side: match side {
-                Side::Buy => Side::Sell,
-                Side::Sell => Side::Buy,
-            },
+            side: side.opposite(),
             price,
             reduce_only: true,
         };
@@ -662,15 +649,7 @@ impl State {
     }
 
     fn trade_outside(&mut self, request: &OrderRequest, reduce_only: bool) {
-        let order = new_order(
-            request,
-            vec![VenueFill {
-                trade_id: format!("T-{}-1", request.client_order_id),
-                qty: request.size,
-                price: request.price,
-            }],
-        );
-        let mut outside = held(order);
+        let mut outside = held(filled_at_once(request));
         outside.reduce_only = reduce_only;
         outside.foreign = true;
         self.orders.insert(request.client_order_id.clone(), outside);
@@ -734,6 +713,18 @@ fn new_order(request: &OrderRequest, fills: Vec<VenueFill>) -> VenueOrder {
         rejection: None,
         cancelled: false,
     }
+}
+
+/// The order `request` asks for, filled completely at its price in one trade.
+fn filled_at_once(request: &OrderRequest) -> VenueOrder {
+    new_order(
+        request,
+        vec![VenueFill {
+            trade_id: format!("T-{}-1", request.client_order_id),
+            qty: request.size,
+            price: request.price,
+        }],
+    )
 }
 
 fn held(order: VenueOrder) -> Held {

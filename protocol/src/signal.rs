@@ -25,6 +25,14 @@ impl Side {
         }
     }
 
+    /// The side that closes a position of this side.
+    pub fn opposite(self) -> Side {
+        match self {
+            Side::Buy => Side::Sell,
+            Side::Sell => Side::Buy,
+        }
+    }
+
     /// `qty` with the sign of this side (buy positive, sell negative).
     pub fn signed(self, qty: i64) -> i64 {
         match self {
