@@ -80,6 +80,21 @@ pub struct BookOptions {
     pub mutant: Option<Mutant>,
     /// `None` in production: every crash point is inert. See [`CrashPlan`].
     pub crash_plan: Option<CrashPlan>,
+    /// The latch this book shares with the other book handles of its process (one per
+    /// thread, each on its own connection); `None`: a latch of its own. Make one with
+    /// [`BookOptions::new_latch`], so that a mutant of the latch is the one shared.
+    pub latch: Option<latch::Latch>,
+    /// `None` in production: every sync point is passed without a lock. See
+    /// [`crate::SyncPoints`].
+    pub sync_points: Option<crate::SyncPoints>,
+}
+
+impl BookOptions {
+    /// A latch for the book handles of one process to share (with the mutant's flaw, if
+    /// the mutant is the latch's).
+    pub fn new_latch(&self) -> latch::Latch {
+        crate::mutant::latch(self.mutant)
+    }
 }
 
 pub struct Book {
@@ -87,10 +102,12 @@ pub struct Book {
     pub(crate) venue: Box<dyn Venue>,
     pub(crate) clock: Box<dyn Clock>,
     pub(crate) options: BookOptions,
-    /// Set when an outcome became unknown: no further placement until an operator resets
-    /// the breaker. Kept in memory on purpose, because the database may be exactly what
-    /// failed; the persisted breaker is tripped too when it can be written.
-    pub(crate) halted: Option<String>,
+    /// Shared with the process's other book handles: halted when an outcome became
+    /// unknown (kept in memory on purpose: the database may be exactly what failed; the
+    /// persisted breaker is tripped too when it can be written) and when the breaker trips;
+    /// every venue placement holds a pass from it. Once a halt returns, no placement is in
+    /// flight and none starts until an operator resets the breaker.
+    pub(crate) latch: latch::Latch,
     /// Intents found `executing` when the book opened: their outcome is unknown until a
     /// recovery settles them, so nothing is placed before (see `breaker::ensure_resolved`).
     pub(crate) unresolved: usize,
@@ -105,7 +122,7 @@ impl std::fmt::Debug for Book {
             .field("backend", &self.store.backend())
             .field("run", &self.options.run)
             .field("mutant", &self.options.mutant)
-            .field("halted", &self.halted)
+            .field("halted", &self.latch.halted())
             .finish_non_exhaustive()
     }
 }
@@ -127,13 +144,14 @@ impl Book {
             }
             other => other?,
         };
+        let latch = options.latch.clone().unwrap_or_else(|| options.new_latch());
         let mut book = Book {
             store,
             venue,
             clock,
             mutant_state: MutantState::opened(options.mutant),
             options,
-            halted: None,
+            latch,
             unresolved: 0,
         };
         book.initialise()?;

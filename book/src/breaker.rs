@@ -13,8 +13,10 @@ use crate::events::{self, category};
 use crate::store::{Isolation, StoreError, Transaction, Value};
 
 impl Book {
-    /// Opens the breaker (or keeps it open) and counts the failure. A trip with a
-    /// `command_id` already applied changes nothing.
+    /// Opens the breaker (or keeps it open) and counts the failure, then halts the
+    /// process's placements: once it returns, no placement of any book handle sharing the
+    /// latch is in flight and none starts until a reset. A trip with a `command_id` already
+    /// applied changes nothing in the database.
     pub fn trip_breaker(
         &mut self,
         reason: TripReason,
@@ -44,10 +46,15 @@ impl Book {
                 context.now,
                 category::BREAKER,
                 "breaker.tripped",
-                commands::with_id(json!({ "operator": operator, "reason": reason.name() }), command_id),
+                                commands::with_id(json!({ "operator": operator, "reason": reason.name() }), command_id),
             )?;
             Ok(())
-        })
+        })?;
+        // Placements already past the breaker check end before this returns; none starts
+        // after it.
+        self.latch
+            .halt(latch::Halt::BreakerTripped(reason.name().to_owned()));
+        Ok(())
     }
 
     /// Closes the breaker. Needs a non-empty operator id and is refused while any order is
@@ -87,9 +94,9 @@ impl Book {
                 "breaker.reset",
                 commands::with_id(json!({ "operator": operator, "reason": reason }), command_id),
             )?;
-            Ok(())
+                        Ok(())
         })?;
-        self.halted = None;
+        self.latch.resume();
         Ok(())
     }
 
@@ -99,14 +106,23 @@ impl Book {
         })
     }
 
-    /// The in-memory halt after an unknown outcome: no placement until a reset.
+    /// The in-memory halt after an unknown outcome: no placement until a reset. (A halt
+    /// for a trip is left to the persisted breaker, read in the entry transaction, which
+    /// answers `BreakerOpen`.)
     pub(crate) fn ensure_not_halted(&self) -> Result<(), BookError> {
-        match &self.halted {
-            Some(reason) => Err(BookError::Halted {
-                reason: reason.clone(),
-            }),
-            None => Ok(()),
+        match self.latch.halted() {
+            Some(latch::Halt::OutcomeUnknown(reason)) => Err(BookError::Halted { reason }),
+            _ => Ok(()),
         }
+    }
+
+    /// Starts a venue placement: the pass to hold around the call, or why placements are
+    /// halted (a trip answers `BreakerOpen`, an unknown outcome `Halted`).
+    pub(crate) fn enter_placement(&self) -> Result<latch::Pass, BookError> {
+        self.latch.enter().map_err(|halt| match halt {
+            latch::Halt::BreakerTripped(reason) => BookError::BreakerOpen { reason },
+            latch::Halt::OutcomeUnknown(reason) => BookError::Halted { reason },
+        })
     }
 
     /// No placement while intents from before this open are unresolved: the halt after an

@@ -27,6 +27,7 @@ pub mod schema;
 pub mod serve;
 mod state;
 pub mod store;
+pub mod sync_point;
 pub mod verify;
 
 pub use crate::book::{Book, BookOptions, Limits, Mode, RunSpec};
@@ -35,3 +36,5 @@ pub use crate::crash::{CrashPlan, Crashed, Firing};
 pub use crate::error::BookError;
 pub use crate::mutant::Mutant;
 pub use crate::store::{Backend, Store, StoreError, Value};
+pub use crate::sync_point::SyncPoints;
+pub use latch::{Halt, Latch};

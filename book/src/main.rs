@@ -266,6 +266,8 @@ fn run(arguments: Arguments) -> Result<(), Exit> {
         crash_plan: arguments
             .crash_at
             .map(|site| CrashPlan::armed(site, Firing::Abort)),
+        latch: None,
+        sync_points: None,
     };
     let mut stdout = std::io::stdout();
     let mut book = match Book::open(store, Box::new(LineVenue), Box::new(clock.clone()), options) {

@@ -77,10 +77,20 @@ pub enum Mutant {
     /// A database is reopened as its run whatever seed, dataset, config or mode it is
     /// given (every intent id changes across the restart).
     ReopensAsAnyRun,
+    /// Check-then-set entry: "is the window entered?" is read in its own transaction
+    /// first, and the entry is then written with ON CONFLICT DO NOTHING, so two entries
+    /// that both read "no" both place.
+    CheckThenSetEntry,
+    /// The open-position and exposure limits are checked in application code from a read
+    /// of the counters, and the counters then raised unconditionally.
+    LimitCheckedInApplication,
+    /// The latch's "halted?" is a relaxed fast path read before the placement counts
+    /// itself in flight (see `latch::Flaw`).
+    LatchCheckedBeforeCount,
 }
 
 impl Mutant {
-    pub const ALL: [Mutant; 23] = [
+    pub const ALL: [Mutant; 26] = [
         Mutant::IntentIdWithOpenCounter,
         Mutant::NonIdempotentCreate,
         Mutant::WallClockTimestamp,
@@ -104,6 +114,9 @@ impl Mutant {
         Mutant::StopLossReadsMemory,
         Mutant::VerifierReadsErrorAsEmpty,
         Mutant::ReopensAsAnyRun,
+        Mutant::CheckThenSetEntry,
+        Mutant::LimitCheckedInApplication,
+        Mutant::LatchCheckedBeforeCount,
     ];
 
     /// The mutant with this [`Mutant::name`].
@@ -136,6 +149,9 @@ impl Mutant {
             Mutant::StopLossReadsMemory => "stop-loss-reads-memory",
             Mutant::VerifierReadsErrorAsEmpty => "verifier-reads-error-as-empty",
             Mutant::ReopensAsAnyRun => "reopens-as-any-run",
+            Mutant::CheckThenSetEntry => "check-then-set-entry",
+            Mutant::LimitCheckedInApplication => "limit-checked-in-application",
+            Mutant::LatchCheckedBeforeCount => "latch-checked-before-count",
         }
     }
 }
@@ -377,6 +393,69 @@ pub(crate) fn missing_breaker_row(mutant: Option<Mutant>) -> Option<protocol::Br
         reason: None,
         failure_count: 0,
     })
+}
+
+/// The latch a book makes (or its process shares): flawed under
+/// [`Mutant::LatchCheckedBeforeCount`].
+pub(crate) fn latch(mutant: Option<Mutant>) -> latch::Latch {
+    match mutant {
+        Some(Mutant::LatchCheckedBeforeCount) => {
+            latch::Latch::with_flaw(latch::Flaw::CheckedBeforeCount)
+        }
+        _ => latch::Latch::new(),
+    }
+}
+
+/// The window entry's INSERT: a conflict is an error the book answers `AlreadyEntered`,
+/// or under [`Mutant::CheckThenSetEntry`] ignored (the earlier read decided).
+pub(crate) fn enter_window_sql(mutant: Option<Mutant>) -> &'static str {
+    match mutant {
+        Some(Mutant::CheckThenSetEntry) => {
+            "INSERT INTO window_entries (window_id, strategy_id, intent_id, ts) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (window_id, strategy_id) DO NOTHING"
+        }
+        _ => "INSERT INTO window_entries (window_id, strategy_id, intent_id, ts) VALUES ($1, $2, $3, $4)",
+    }
+}
+
+/// The counters' UPDATE: conditional on the limits, or under
+/// [`Mutant::LimitCheckedInApplication`] unconditional (the earlier read decided).
+pub(crate) fn take_counters_sql(mutant: Option<Mutant>) -> &'static str {
+    match mutant {
+        Some(Mutant::LimitCheckedInApplication) => {
+            "UPDATE position_counters SET open_count = open_count + 1, exposure = exposure + $1 \
+             WHERE id = 1 RETURNING open_count"
+        }
+        _ => {
+            "UPDATE position_counters SET open_count = open_count + 1, exposure = exposure + $1 \
+             WHERE id = 1 AND open_count < max_open AND exposure + $1 <= max_exposure \
+             RETURNING open_count"
+        }
+    }
+}
+
+/// A guard read before reserving, in a transaction of its own: a count, non-zero to
+/// refuse.
+pub(crate) enum ReadFirst {
+    /// Parameters: window, strategy.
+    Entry(&'static str),
+    /// Parameter: the signal's notional.
+    Limit(&'static str),
+}
+
+/// What [`Mutant::CheckThenSetEntry`] and [`Mutant::LimitCheckedInApplication`] read
+/// before reserving; `None` for every other book.
+pub(crate) fn read_first(mutant: Option<Mutant>) -> Option<ReadFirst> {
+    match mutant {
+        Some(Mutant::CheckThenSetEntry) => Some(ReadFirst::Entry(
+            "SELECT COUNT(*) FROM window_entries WHERE window_id = $1 AND strategy_id = $2",
+        )),
+        Some(Mutant::LimitCheckedInApplication) => Some(ReadFirst::Limit(
+            "SELECT COUNT(*) FROM position_counters \
+             WHERE id = 1 AND (open_count >= max_open OR exposure + $1 > max_exposure)",
+        )),
+        _ => None,
+    }
 }
 
 /// [`Mutant::ReopensAsAnyRun`]: the run's identity is not checked on reopen.

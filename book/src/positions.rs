@@ -18,6 +18,15 @@ use crate::mutant;
 use crate::placement::fills;
 use crate::store::{Isolation, StoreError, Transaction, Value};
 
+/// Who closes a position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closer {
+    /// An operator (`close_position`).
+    Operator,
+    /// The book's stop-loss or take-profit (`evaluate_exits`).
+    Exits,
+}
+
 /// The open position a close works on.
 struct Open {
     symbol: String,
@@ -27,12 +36,24 @@ struct Open {
 }
 
 impl Book {
-    /// Closes the position an intent opened at `exit_price`. Returns the realised pnl.
+    /// Closes the position an intent opened at `exit_price` (an operator's close: it goes
+    /// out even while placements are halted, to reduce what the book holds). Returns the
+    /// realised pnl.
     pub fn close_position(
         &mut self,
         intent_id: &str,
         exit_price: i64,
         command_id: Option<&str>,
+    ) -> Result<i64, BookError> {
+        self.close_by(intent_id, exit_price, command_id, Closer::Operator)
+    }
+
+    pub(crate) fn close_by(
+        &mut self,
+        intent_id: &str,
+        exit_price: i64,
+        command_id: Option<&str>,
+        closer: Closer,
     ) -> Result<i64, BookError> {
         let context = self.context();
         let command_id = mutant::close_command_id(context.mutant, command_id);
@@ -47,7 +68,7 @@ impl Book {
         let filled = final_order
             .as_ref()
             .map_or(open.qty.abs(), VenueOrder::filled_qty);
-        let exit = self.exit(intent_id, &open, filled, exit_price)?;
+        let exit = self.exit(intent_id, &open, filled, exit_price, closer)?;
         self.transact(Isolation::Write, "close", |transaction| {
             if let Some(answer) = commands::applied(transaction, command_id)? {
                 return realized_pnl(&answer);
@@ -138,6 +159,7 @@ impl Book {
         open: &Open,
         filled: i64,
         exit_price: i64,
+        closer: Closer,
     ) -> Result<Option<VenueOrder>, BookError> {
         if filled == 0 {
             return Ok(None);
@@ -173,7 +195,13 @@ impl Book {
             price: exit_price,
             reduce_only: true,
         };
+        // The book's own exits are placements like any other: not once halted.
+        let pass = match closer {
+            Closer::Exits => Some(self.enter_placement()?),
+            Closer::Operator => None,
+        };
         let placed = self.venue.place(&request);
+        drop(pass);
         crash::pass(self.options.crash_plan.as_ref(), CrashPoint::AfterVenueCall)?;
         match placed {
             Ok(order) if order.rejection.is_none() => Ok(Some(order)),

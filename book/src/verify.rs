@@ -24,6 +24,7 @@ use crate::book::{Book, Mode};
 use crate::breaker;
 use crate::error::BookError;
 use crate::mutant;
+use crate::positions::Closer;
 use crate::rows::OpenPosition as Held;
 use crate::store::{Isolation, Value};
 
@@ -72,7 +73,7 @@ impl Book {
                 continue;
             };
             let command_id = format!("exit:{}", held.intent_id);
-            let closed = self.close_position(&held.intent_id, mark, Some(&command_id));
+            let closed = self.close_by(&held.intent_id, mark, Some(&command_id), Closer::Exits);
             let (realized_pnl, refused) = match closed {
                 Ok(pnl) => (Some(pnl), None),
                 Err(

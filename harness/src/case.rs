@@ -189,6 +189,8 @@ impl Case {
             limits: Limits::default(),
             mutant: self.mutant,
             crash_plan: None,
+            latch: None,
+            sync_points: None,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod faults;
 pub mod gate;
 pub mod invariants;
 pub mod model;
+pub mod race;
 pub mod rebuild;
 pub mod report;
 pub mod runner;

@@ -9,6 +9,9 @@ pub struct Gate {
     /// False for gates that involve no database (`config`): they run once, on the
     /// embedded backend, whatever `--backend` says.
     pub database: bool,
+    /// The gate also runs loom models (`race`): built under `--cfg loom` and reported as
+    /// their own row.
+    pub models: bool,
 }
 
 pub const GATES: &[Gate] = &[
@@ -17,42 +20,49 @@ pub const GATES: &[Gate] = &[
         summary: "every table round-trips; close/reopen is byte-identical; idempotent intents; migrations refuse newer and drifted schemas",
         implemented: true,
         database: true,
+        models: false,
     },
     Gate {
         name: "config",
         summary: "config is a pure, validated function of the environment; secrets never print",
         implemented: true,
         database: false,
+        models: false,
     },
     Gate {
         name: "determinism",
         summary: "same seed, identical book; pinned seeds match their snapshots; SQLite equals PostgreSQL",
         implemented: true,
         database: true,
+        models: false,
     },
     Gate {
         name: "race",
-        summary: "concurrent entries into one window: exactly one wins; limits hold under contention",
-        implemented: false,
+                summary: "100 concurrent entries into one window: one wins, one order; limits hold under contention; nothing placed after a trip returns; forced interleavings; loom models of the latch",
+        implemented: true,
         database: true,
+        models: true,
     },
     Gate {
         name: "failure-cascade",
                 summary: "venue ok + recording failed -> Unknown, breaker open, nothing more placed, none before recovery; breaker fails closed; every store fault",
         implemented: true,
         database: true,
+        models: false,
     },
     Gate {
         name: "crash",
         summary: "a crash at every crash site (in process), then restart and recovery: no loss, no duplicate order, the uninterrupted book",
         implemented: true,
         database: true,
+        models: false,
     },
     Gate {
         name: "verify-before-act",
                 summary: "blindness trips the breaker, orphans only log, rate-limit cache rules and Retry-After, a 500 is never \"no positions\", paper skips the venue; a stop-loss closes at the venue",
         implemented: true,
         database: true,
+        models: false,
     },
 ];
 

@@ -95,7 +95,13 @@ pub fn run(plan: &Plan) -> anyhow::Result<Finished> {
         command.env(variable, value.expose());
     }
     let started = Instant::now();
-    let status = command.status().context("running the tests")?;
+    let mut success = command.status().context("running the tests")?.success();
+    if plan.test.is_none() && plan.gates.iter().any(|gate| gate.models) {
+        success &= model_command(&results)
+            .status()
+            .context("running the loom models")?
+            .success();
+    }
     let elapsed = started.elapsed();
     let sources = databases
         .sources
@@ -105,7 +111,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Finished> {
     drop(databases);
     keep_junit(profile(plan))?;
     Ok(Finished {
-        success: status.success(),
+        success,
         records: read_records(&results)?,
         elapsed,
         sources,
@@ -122,6 +128,28 @@ fn keep_junit(profile: &str) -> anyhow::Result<()> {
             .with_context(|| format!("copying {} to {}", junit.display(), copy.display()))?;
     }
     Ok(())
+}
+
+/// The backend column of the loom models' row.
+pub const MODELS: &str = "loom";
+
+/// Builds (under `--cfg loom`, in a target dir of its own, optimised: loom explores
+/// thousands of interleavings) and runs the loom models of the `latch` crate. Their case
+/// records go to `results` like the gates'.
+fn model_command(results: &Path) -> Command {
+    let mut command = Command::new("cargo");
+    if nextest_available() {
+        command.args(["nextest", "run", "--profile", "loom"]);
+    } else {
+        command.arg("test");
+    }
+    command
+        .args(["--release", "--package", "latch", "--test", "loom"])
+        .current_dir(workspace_root())
+        .env("RUSTFLAGS", "--cfg loom")
+        .env("CARGO_TARGET_DIR", target_dir().join("loom"))
+        .env(settings::RESULTS_DIR, results);
+    command
 }
 
 /// The gates run the book as a real process too: build it first.

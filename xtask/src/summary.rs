@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use harness::report::{CaseRecord, Outcome};
 use serde::Serialize;
 
-use crate::nextest::{out_dir, Finished, Plan};
+use crate::nextest::{self, out_dir, Finished, Plan};
 
 #[derive(Debug, Serialize)]
 struct Row {
@@ -91,6 +91,40 @@ fn exit_code(passed: bool, records: &[CaseRecord]) -> u8 {
     }
 }
 
+/// Each case's outcome, by (gate, backend, test).
+pub type Outcomes = BTreeMap<(String, String, String), Outcome>;
+
+pub fn outcomes(records: &[CaseRecord]) -> Outcomes {
+    records
+        .iter()
+        .map(|record| {
+            (
+                (
+                    record.gate.clone(),
+                    record.backend.clone(),
+                    record.test.clone(),
+                ),
+                record.outcome,
+            )
+        })
+        .collect()
+}
+
+/// The first case whose outcome differs between `first` and `later` (or that only one
+/// of them ran).
+pub fn first_difference(first: &Outcomes, later: &Outcomes) -> Option<String> {
+    let keys: std::collections::BTreeSet<_> = first.keys().chain(later.keys()).collect();
+    keys.into_iter().find_map(|key| {
+        let (before, after) = (first.get(key), later.get(key));
+        (before != after).then(|| {
+            format!(
+                "{} on {}: {} was {before:?} in run 1, {after:?} now",
+                key.0, key.1, key.2
+            )
+        })
+    })
+}
+
 fn rows(finished: &Finished, plan: &Plan) -> Vec<Row> {
     let mut grouped: BTreeMap<(String, String), Vec<&CaseRecord>> = BTreeMap::new();
     for gate in &plan.gates {
@@ -103,6 +137,13 @@ fn rows(finished: &Finished, plan: &Plan) -> Vec<Row> {
         for backend in backends {
             grouped.insert(
                 (gate.name.to_owned(), backend.name().to_owned()),
+                Vec::new(),
+            );
+        }
+        // Its loom models, a row of their own (when the whole gate runs).
+        if gate.models && plan.test.is_none() {
+            grouped.insert(
+                (gate.name.to_owned(), nextest::MODELS.to_owned()),
                 Vec::new(),
             );
         }

@@ -50,6 +50,10 @@ pub struct Args {
     /// Show the cases' output as they run.
     #[arg(long)]
     pub no_capture: bool,
+    /// Run the selected gates this many times in a row; stop at the first run that fails
+    /// or whose cases' outcomes differ from the first run's (a flake hunter).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub repeat: Option<u64>,
 }
 
 pub fn subject_parser() -> impl clap::builder::TypedValueParser<Value = SubjectKind> {
@@ -89,6 +93,58 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         // A sweep shows its progress bar.
         no_capture: args.no_capture || args.seeds.is_some(),
     };
-    let finished = nextest::run(&plan)?;
-    summary::report(&finished, &plan)
+    match args.repeat {
+        Some(times) if times > 1 => repeated(&plan, times),
+        _ => {
+            let finished = nextest::run(&plan)?;
+            summary::report(&finished, &plan)
+        }
+    }
+}
+
+/// `--repeat N`: the plan N times; the report of the first run that fails or differs
+/// from the first, else of the last.
+fn repeated(plan: &nextest::Plan, times: u64) -> anyhow::Result<u8> {
+    let mut baseline = None;
+    for number in 1..=times {
+        let finished = nextest::run(plan)?;
+        let outcomes = summary::outcomes(&finished.records);
+        let difference = baseline
+            .as_ref()
+            .and_then(|first| summary::first_difference(first, &outcomes));
+        if !finished.success || difference.is_some() || number == times {
+            let code = summary::report(&finished, plan)?;
+            if let Some(difference) = difference {
+                println!(
+                    "
+run {number} of {times} differs from run 1: {difference}"
+                );
+                return Ok(crate::exit::GATE_FAILED);
+            }
+            if finished.success {
+                println!(
+                    "
+{times} runs in a row: every case had the same outcome each time"
+                );
+            } else {
+                println!(
+                    "
+run {number} of {times} failed"
+                );
+            }
+            return Ok(code);
+        }
+        println!(
+            "
+run {number} of {times}: {} cases, {}",
+            outcomes.len(),
+            if number == 1 {
+                "the baseline"
+            } else {
+                "the same outcomes as run 1"
+            }
+        );
+        baseline.get_or_insert(outcomes);
+    }
+    Ok(crate::exit::OK)
 }

@@ -20,6 +20,9 @@ pub(super) enum Unplaced<'reason> {
     /// The venue never accepted it: back to `pending`, placeable once when the signal
     /// comes again. The argument is the event category (recovery or not).
     NotAccepted(&'static str),
+    /// Placements halted between the reservation and the venue call: never sent, back to
+    /// `pending`.
+    Halted,
 }
 
 /// The executing intent a confirm records.
@@ -51,7 +54,9 @@ impl Book {
             }
             Err(error) => {
                 let detail = error.to_string();
-                self.halted = Some(format!("recording intent {intent_id} failed: {detail}"));
+                self.latch.halt(latch::Halt::OutcomeUnknown(format!(
+                    "recording intent {intent_id} failed: {detail}"
+                )));
                 // Best effort: the database may be what failed. The in-memory halt holds
                 // either way.
                 let _ = self.trip_breaker(TripReason::PositionTrackingFailed, "book", None);
@@ -153,6 +158,12 @@ fn settle(
             event_category,
             "intent.released",
             "venue does not have the order",
+        ),
+        Unplaced::Halted => (
+            "pending",
+            category::INTENT,
+            "intent.released",
+            "placements halted before the venue call",
         ),
     };
     let released = release_reservation(transaction, intent_id)?;

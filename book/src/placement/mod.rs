@@ -21,6 +21,7 @@ use crate::error::BookError;
 use crate::events::category;
 use crate::intent::{self, Signal};
 use crate::mutant;
+use crate::sync_point;
 
 use self::confirm::Unplaced;
 use self::reserve::Reservation;
@@ -31,6 +32,11 @@ impl Book {
         intent::validate(signal)?;
         self.ensure_not_halted()?;
         self.ensure_resolved()?;
+        self.checked_first(signal)?;
+        sync_point::pass(
+            self.options.sync_points.as_ref(),
+            sync_point::BEFORE_RESERVE,
+        );
         let intent_id = match self.reserve(signal)? {
             Reservation::Existing { intent_id, status } => {
                 return Ok(Outcome::Existing { intent_id, status })
@@ -45,7 +51,18 @@ impl Book {
             price: signal.price,
             reduce_only: false,
         };
+        sync_point::pass(self.options.sync_points.as_ref(), sync_point::BEFORE_VENUE);
+        let pass = match self.enter_placement() {
+            Ok(pass) => pass,
+            // Halted since the reservation (a trip, an unknown outcome on another thread):
+            // nothing goes to the venue; the reservation is released.
+            Err(halted) => {
+                self.settle_unplaced(&intent_id, Unplaced::Halted)?;
+                return Err(halted);
+            }
+        };
         let placed = self.venue.place(&request);
+        drop(pass);
         // Between the venue call and the confirm: the order may exist at the venue while
         // the book only knows an executing intent.
         crash::pass(self.options.crash_plan.as_ref(), CrashPoint::AfterVenueCall)?;

@@ -33,6 +33,38 @@ enum Known {
 }
 
 impl Book {
+    /// Nothing, in the reference book: the guards live in the reserve transaction. Under
+    /// [`mutant::Mutant::CheckThenSetEntry`] or [`mutant::Mutant::LimitCheckedInApplication`]
+    /// the guard is read here, in a transaction of its own, before the reservation.
+    pub(super) fn checked_first(&mut self, signal: &Signal) -> Result<(), BookError> {
+        let (sql, parameters, refusal) = match mutant::read_first(self.options.mutant) {
+            None => return Ok(()),
+            Some(mutant::ReadFirst::Entry(sql)) => (
+                sql,
+                vec![
+                    Value::from(&signal.window_id),
+                    Value::from(&signal.strategy),
+                ],
+                BookError::AlreadyEntered {
+                    window_id: signal.window_id.clone(),
+                    strategy: signal.strategy.clone(),
+                },
+            ),
+            Some(mutant::ReadFirst::Limit(sql)) => (
+                sql,
+                vec![Value::Int(signal.notional().unwrap_or(i64::MAX))],
+                BookError::LimitReached,
+            ),
+        };
+        let refused = self.transact(Isolation::Read, "read", |transaction| {
+            Ok(transaction.query_int(sql, &parameters)?)
+        })?;
+        if refused > 0 {
+            return Err(refusal);
+        }
+        Ok(())
+    }
+
     pub(super) fn reserve(&mut self, signal: &Signal) -> Result<Reservation, BookError> {
         let intent_id = self.intent_id(signal);
         let notional = signal
@@ -57,8 +89,8 @@ impl Book {
                     (intent_id, false)
                 }
             };
-            enter_window(transaction, &intent_id, signal, context.now)?;
-            take_counters(transaction, notional)?;
+            enter_window(transaction, &intent_id, signal, context.now, context.mutant)?;
+            take_counters(transaction, notional, context.mutant)?;
             remember_signal(transaction, signal)?;
             let payload = json!({
                 "bar_t": signal.bar_t,
@@ -161,9 +193,10 @@ fn enter_window(
     intent_id: &str,
     signal: &Signal,
     now: i64,
+    mutant: Option<mutant::Mutant>,
 ) -> Result<(), BookError> {
     let entered = transaction.execute(
-        "INSERT INTO window_entries (window_id, strategy_id, intent_id, ts) VALUES ($1, $2, $3, $4)",
+        mutant::enter_window_sql(mutant),
         &[
             Value::from(&signal.window_id),
             Value::from(&signal.strategy),
@@ -187,13 +220,12 @@ fn enter_window(
 
 /// Open-position and exposure limits by a conditional update (plus CHECK constraints),
 /// never by a read and a later write.
-fn take_counters(transaction: &mut (dyn Transaction + '_), notional: i64) -> Result<(), BookError> {
-    let counted = transaction.query(
-        "UPDATE position_counters SET open_count = open_count + 1, exposure = exposure + $1 \
-         WHERE id = 1 AND open_count < max_open AND exposure + $1 <= max_exposure \
-         RETURNING open_count",
-        &[Value::Int(notional)],
-    )?;
+fn take_counters(
+    transaction: &mut (dyn Transaction + '_),
+    notional: i64,
+    mutant: Option<mutant::Mutant>,
+) -> Result<(), BookError> {
+    let counted = transaction.query(mutant::take_counters_sql(mutant), &[Value::Int(notional)])?;
     if counted.rows.is_empty() {
         return Err(BookError::LimitReached);
     }

@@ -118,7 +118,7 @@ impl LocalCluster {
         let port = free_port()?;
         let options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=200",
+             -c full_page_writes=off -c max_connections=300",
             self.directory.display()
         );
         let data = self.data_dir();
