@@ -16,7 +16,8 @@ impl Book {
     /// Opens the breaker (or keeps it open) and counts the failure, then halts the
     /// process's placements: once it returns, no placement of any book handle sharing the
     /// latch is in flight and none starts until a reset. A trip with a `command_id` already
-    /// applied changes nothing in the database.
+    /// applied changes nothing, neither in the database nor in the latch (a re-delivered
+    /// trip after a reset must not halt a book whose breaker is CLOSED).
     pub fn trip_breaker(
         &mut self,
         reason: TripReason,
@@ -29,9 +30,9 @@ impl Book {
             operator
         };
         let context = self.context();
-        self.transact(Isolation::Write, "breaker.trip", |transaction| {
+        let applied_now = self.transact(Isolation::Write, "breaker.trip", |transaction| {
             if commands::applied(transaction, command_id)?.is_some() {
-                return Ok(());
+                return Ok(false);
             }
             let before = read(transaction, None)?;
             transaction.execute(
@@ -46,14 +47,16 @@ impl Book {
                 context.now,
                 category::BREAKER,
                 "breaker.tripped",
-                                commands::with_id(json!({ "operator": operator, "reason": reason.name() }), command_id),
+                                                commands::with_id(json!({ "operator": operator, "reason": reason.name() }), command_id),
             )?;
-            Ok(())
+            Ok(true)
         })?;
         // Placements already past the breaker check end before this returns; none starts
         // after it.
-        self.latch
-            .halt(latch::Halt::BreakerTripped(reason.name().to_owned()));
+        if applied_now {
+            self.latch
+                .halt(latch::Halt::BreakerTripped(reason.name().to_owned()));
+        }
         Ok(())
     }
 

@@ -3,9 +3,7 @@
 pub struct Gate {
     pub name: &'static str,
     pub summary: &'static str,
-    /// False for gates the spec names that do not exist yet: asking for one is a usage
-    /// error that says so, not a silent pass.
-    pub implemented: bool,
+
     /// False for gates that involve no database (`config`): they run once, on the
     /// embedded backend, whatever `--backend` says.
     pub database: bool,
@@ -18,57 +16,46 @@ pub const GATES: &[Gate] = &[
     Gate {
         name: "persist",
         summary: "every table round-trips; close/reopen is byte-identical; idempotent intents; migrations refuse newer and drifted schemas",
-        implemented: true,
         database: true,
         models: false,
     },
     Gate {
         name: "config",
         summary: "config is a pure, validated function of the environment; secrets never print",
-        implemented: true,
         database: false,
         models: false,
     },
     Gate {
         name: "determinism",
         summary: "same seed, identical book; pinned seeds match their snapshots; SQLite equals PostgreSQL",
-        implemented: true,
         database: true,
         models: false,
     },
     Gate {
         name: "race",
                 summary: "100 concurrent entries into one window: one wins, one order; limits hold under contention; nothing placed after a trip returns; forced interleavings; loom models of the latch",
-        implemented: true,
         database: true,
         models: true,
     },
     Gate {
         name: "failure-cascade",
                 summary: "venue ok + recording failed -> Unknown, breaker open, nothing more placed, none before recovery; breaker fails closed; every store fault",
-        implemented: true,
         database: true,
         models: false,
     },
     Gate {
         name: "crash",
         summary: "a crash at every crash site (in process), then restart and recovery: no loss, no duplicate order, the uninterrupted book",
-        implemented: true,
         database: true,
         models: false,
     },
     Gate {
         name: "verify-before-act",
                 summary: "blindness trips the breaker, orphans only log, rate-limit cache rules and Retry-After, a 500 is never \"no positions\", paper skips the venue; a stop-loss closes at the venue",
-        implemented: true,
         database: true,
         models: false,
     },
 ];
-
-pub fn implemented() -> impl Iterator<Item = &'static Gate> {
-    GATES.iter().filter(|gate| gate.implemented)
-}
 
 /// The test target of a gate (`failure-cascade` -> `failure_cascade`).
 pub fn target(name: &str) -> String {
@@ -78,20 +65,13 @@ pub fn target(name: &str) -> String {
 /// Resolves names to gates, or says exactly what is wrong.
 pub fn resolve(names: &[String]) -> Result<Vec<&'static Gate>, String> {
     if names.is_empty() {
-        return Ok(implemented().collect());
+        return Ok(GATES.iter().collect());
     }
-    let known: Vec<&str> = implemented().map(|gate| gate.name).collect();
+    let known: Vec<&str> = GATES.iter().map(|gate| gate.name).collect();
     let mut chosen = Vec::new();
     for name in names {
         match GATES.iter().find(|gate| gate.name == name) {
-            Some(gate) if gate.implemented => chosen.push(gate),
-            Some(gate) => {
-                return Err(format!(
-                    "gate `{}` is specified but not implemented yet; implemented gates: {}",
-                    gate.name,
-                    known.join(", ")
-                ))
-            }
+            Some(gate) => chosen.push(gate),
             None => {
                 return Err(format!(
                     "unknown gate `{name}`; known gates: {}",

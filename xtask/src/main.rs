@@ -27,7 +27,7 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// The harness itself could not run (cargo or nextest missing, a report unreadable).
     pub const HARNESS: u8 = 3;
-    /// A gate name that is not a gate (or not implemented yet).
+    /// A gate name that is not a gate.
     pub const UNKNOWN_GATE: u8 = 4;
     /// A seed that is not 1 to 16 hex digits.
     pub const BAD_SEED: u8 = 5;

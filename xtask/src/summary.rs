@@ -39,7 +39,7 @@ pub fn report(finished: &Finished, plan: &Plan) -> anyhow::Result<u8> {
     }
     let coverage = coverage(&finished.records);
     // A zero means a gap only when the run covers what a default run covers.
-    let whole = plan.gates.len() == crate::gates::implemented().count() && plan.test.is_none();
+    let whole = plan.gates.len() == crate::gates::GATES.len() && plan.test.is_none();
     print_coverage(&coverage, whole);
     let failed = print_failures(&finished.records);
     let required_skip = plan.require_postgres && rows.iter().any(|row| row.result == "skipped");
@@ -118,11 +118,24 @@ pub fn first_difference(first: &Outcomes, later: &Outcomes) -> Option<String> {
         let (before, after) = (first.get(key), later.get(key));
         (before != after).then(|| {
             format!(
-                "{} on {}: {} was {before:?} in run 1, {after:?} now",
-                key.0, key.1, key.2
+                "{} on {}: {} {} in run 1, {} now",
+                key.0,
+                key.1,
+                key.2,
+                said(before),
+                said(after)
             )
         })
     })
+}
+
+fn said(outcome: Option<&Outcome>) -> &'static str {
+    match outcome {
+        Some(Outcome::Pass) => "passed",
+        Some(Outcome::Fail) => "failed",
+        Some(Outcome::Skip) => "was skipped",
+        None => "did not run",
+    }
 }
 
 fn rows(finished: &Finished, plan: &Plan) -> Vec<Row> {
@@ -267,5 +280,48 @@ fn row(gate: &str, backend: &str, records: &[&CaseRecord]) -> Row {
         cases: ran,
         millis,
         reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcomes(cases: &[(&str, Outcome)]) -> Outcomes {
+        cases
+            .iter()
+            .map(|(test, outcome)| {
+                (
+                    ("race".to_owned(), "sqlite".to_owned(), (*test).to_owned()),
+                    *outcome,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_same_outcomes_are_no_difference() {
+        let run = outcomes(&[("a", Outcome::Pass), ("b", Outcome::Skip)]);
+        assert_eq!(first_difference(&run, &run.clone()), None);
+    }
+
+    #[test]
+    fn a_case_that_flipped_is_named_with_both_outcomes() {
+        let first = outcomes(&[("a", Outcome::Pass), ("b", Outcome::Pass)]);
+        let later = outcomes(&[("a", Outcome::Pass), ("b", Outcome::Fail)]);
+        assert_eq!(
+            first_difference(&first, &later).as_deref(),
+            Some("race on sqlite: b passed in run 1, failed now")
+        );
+    }
+
+    #[test]
+    fn a_case_only_one_run_has_is_a_difference() {
+        let first = outcomes(&[("a", Outcome::Pass)]);
+        let later = outcomes(&[("a", Outcome::Pass), ("b", Outcome::Pass)]);
+        assert_eq!(
+            first_difference(&first, &later).as_deref(),
+            Some("race on sqlite: b did not run in run 1, passed now")
+        );
     }
 }

@@ -7,7 +7,7 @@ use crate::{gates, nextest, summary, Backends};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Gates to run (default: every implemented gate). `cargo xtask list` names them.
+    /// Gates to run (default: every gate). `cargo xtask list` names them.
     pub gates: Vec<String>,
     /// Backends to run on. SQLite is embedded and always available; PostgreSQL comes from
     /// BOOKPROOF_PG_URL, else a throwaway local cluster (initdb/pg_ctl on PATH), else it is
@@ -115,28 +115,18 @@ fn repeated(plan: &nextest::Plan, times: u64) -> anyhow::Result<u8> {
         if !finished.success || difference.is_some() || number == times {
             let code = summary::report(&finished, plan)?;
             if let Some(difference) = difference {
-                println!(
-                    "
-run {number} of {times} differs from run 1: {difference}"
-                );
+                println!("\nrun {number} of {times} differs from run 1: {difference}");
                 return Ok(crate::exit::GATE_FAILED);
             }
             if finished.success {
-                println!(
-                    "
-{times} runs in a row: every case had the same outcome each time"
-                );
+                println!("\n{times} runs in a row: every case had the same outcome each time");
             } else {
-                println!(
-                    "
-run {number} of {times} failed"
-                );
+                println!("\nrun {number} of {times} failed");
             }
             return Ok(code);
         }
         println!(
-            "
-run {number} of {times}: {} cases, {}",
+            "\nrun {number} of {times}: {} cases, {}",
             outcomes.len(),
             if number == 1 {
                 "the baseline"

@@ -91,12 +91,6 @@ fn an_unknown_gate_exits_4_and_names_the_gates() {
         4,
         "error: unknown gate `no-such-gate`; known gates: persist, config",
     );
-    assert_refused(
-        &["verify", "race"],
-        &[],
-        4,
-        "error: gate `race` is specified but not implemented yet; implemented gates: ",
-    );
 }
 
 #[test]
