@@ -1,6 +1,7 @@
 //! `cargo xtask`: the one entry point for people and CI. One `match` over the commands;
 //! each command lives in its own module with a `run`.
 
+mod bench;
 mod gates;
 mod list;
 mod nextest;
@@ -44,7 +45,8 @@ pub mod exit {
     name = "cargo xtask",
     bin_name = "cargo xtask",
     about = "bookproof: deterministic verification of a trading book's persistence layer.\n\
-             `verify` runs gates, `repro` reruns one failing case, `test` runs what CI runs.",
+             `verify` runs gates, `repro` reruns one failing case, `test` runs what CI runs,\n\
+             `bench` measures the book against its floors.",
     after_help = "Exit codes: 0 all passed, 1 a gate failed, 2 bad usage, 3 harness error, 4 unknown\n\
                   gate, 5 malformed seed, 6 unknown mutant, 7 unknown crash or fault site, 8 bad\n\
                   BOOKPROOF_* variable.\n\
@@ -65,6 +67,9 @@ enum Command {
     Repro(repro::Args),
     /// Run everything CI runs: every test of the workspace, every gate on every backend.
     Test(test::Args),
+    /// Run the criterion benches and print each book figure beside its floor, with the
+    /// ratio, and the harness's rates against their targets (see BENCHMARKS.md).
+    Bench(bench::Args),
 }
 
 /// The backends a run covers: one, or all of `Backend::ALL`.
@@ -140,6 +145,7 @@ fn main() -> ExitCode {
         Command::List => list::run(),
         Command::Repro(args) => repro::run(args),
         Command::Test(args) => test::run(args),
+        Command::Bench(args) => bench::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
