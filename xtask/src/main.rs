@@ -5,6 +5,7 @@ mod bench;
 mod gates;
 mod list;
 mod nextest;
+mod report;
 mod repro;
 mod summary;
 mod test;
@@ -70,6 +71,8 @@ enum Command {
     /// Run the criterion benches and print each book figure beside its floor, with the
     /// ratio, and the harness's rates against their targets (see BENCHMARKS.md).
     Bench(bench::Args),
+    /// Work with reports: `report merge DIR...` merges a partitioned run's shards.
+    Report(report::Args),
 }
 
 /// The backends a run covers: one, or all of `Backend::ALL`.
@@ -146,6 +149,7 @@ fn main() -> ExitCode {
         Command::Repro(args) => repro::run(args),
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(&args),
+        Command::Report(args) => report::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

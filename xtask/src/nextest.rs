@@ -34,6 +34,49 @@ pub struct Plan {
     pub subject: SubjectKind,
     pub require_postgres: bool,
     pub no_capture: bool,
+    /// Only this shard of the cases (`--partition K/N`).
+    pub partition: Option<Partition>,
+}
+
+/// Shard `index` of `count` (1-based): nextest's `hash:K/N`, so a case's shard depends only
+/// on its name, and the shards of one N together run every case exactly once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    pub index: u64,
+    pub count: u64,
+}
+
+impl std::str::FromStr for Partition {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Partition, String> {
+        let bad = || format!("bad partition {text:?}: expected K/N with 1 <= K <= N, as in 1/4");
+        let (index, count) = text.split_once('/').ok_or_else(bad)?;
+        let index: u64 = index.trim().parse().map_err(|_| bad())?;
+        let count: u64 = count.trim().parse().map_err(|_| bad())?;
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Partition { index, count })
+    }
+}
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{}/{}", self.index, self.count)
+    }
+}
+
+/// nextest's arguments for `partition`: the shard, and an empty shard is not a failure.
+fn partition_arguments(partition: Option<Partition>) -> Vec<String> {
+    partition.map_or_else(Vec::new, |partition| {
+        vec![
+            "--partition".to_owned(),
+            format!("hash:{partition}"),
+            "--no-tests".to_owned(),
+            "pass".to_owned(),
+        ]
+    })
 }
 
 pub struct Finished {
@@ -78,7 +121,12 @@ pub fn run(plan: &Plan) -> anyhow::Result<Finished> {
     }
     std::fs::create_dir_all(&results).with_context(|| format!("creating {}", results.display()))?;
     build_book_binary()?;
-    let mut command = if nextest_available() {
+    let nextest = nextest_available();
+    anyhow::ensure!(
+        nextest || plan.partition.is_none(),
+        "--partition needs cargo-nextest (cargo install cargo-nextest --locked)"
+    );
+    let mut command = if nextest {
         nextest_command(plan)
     } else {
         eprintln!("notice: cargo-nextest is not installed; falling back to `cargo test` (no JUnit report). Install it with `cargo install cargo-nextest --locked`.");
@@ -97,7 +145,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Finished> {
     let started = Instant::now();
     let mut success = command.status().context("running the tests")?.success();
     if plan.test.is_none() && plan.gates.iter().any(|gate| gate.models) {
-        success &= model_command(&results)
+        success &= model_command(&results, plan.partition)
             .status()
             .context("running the loom models")?
             .success();
@@ -136,10 +184,11 @@ pub const MODELS: &str = "loom";
 /// Builds (under `--cfg loom`, in a target dir of its own, optimised: loom explores
 /// thousands of interleavings) and runs the loom models of the `latch` crate. Their case
 /// records go to `results` like the gates'.
-fn model_command(results: &Path) -> Command {
+fn model_command(results: &Path, partition: Option<Partition>) -> Command {
     let mut command = Command::new("cargo");
     if nextest_available() {
         command.args(["nextest", "run", "--profile", "loom"]);
+        command.args(partition_arguments(partition));
     } else {
         command.arg("test");
     }
@@ -252,6 +301,7 @@ fn nextest_command(plan: &Plan) -> Command {
         }
         command.args(["-E", &filters.join(" & ")]);
     }
+    command.args(partition_arguments(plan.partition));
     if plan.no_capture {
         command.arg("--no-capture");
     }

@@ -77,6 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         subject: args.subject,
         require_postgres,
         no_capture: true,
+        partition: None,
     };
     let finished = nextest::run(&plan)?;
     summary::report(&finished, &plan)

@@ -26,6 +26,8 @@ struct Report<'a> {
     /// Summed over every case: how often each invariant had something to check, each crash
     /// point was crashed at, each venue fault took effect, each answer was given.
     coverage: &'a BTreeMap<String, u64>,
+    /// `K/N` when this report is one shard's.
+    partition: Option<String>,
     cases: &'a [CaseRecord],
 }
 
@@ -39,7 +41,9 @@ pub fn report(finished: &Finished, plan: &Plan) -> anyhow::Result<u8> {
     }
     let coverage = coverage(&finished.records);
     // A zero means a gap only when the run covers what a default run covers.
-    let whole = plan.gates.len() == crate::gates::GATES.len() && plan.test.is_none();
+    let whole = plan.gates.len() == crate::gates::GATES.len()
+        && plan.test.is_none()
+        && plan.partition.is_none();
     print_coverage(&coverage, whole);
     let failed = print_failures(&finished.records);
     let required_skip = plan.require_postgres && rows.iter().any(|row| row.result == "skipped");
@@ -59,6 +63,7 @@ pub fn report(finished: &Finished, plan: &Plan) -> anyhow::Result<u8> {
         databases: &finished.sources,
         rows: &rows,
         coverage: &coverage,
+        partition: plan.partition.map(|partition| partition.to_string()),
         cases: &finished.records,
     };
     std::fs::write(&path, serde_json::to_string_pretty(&report)?)
@@ -140,7 +145,13 @@ fn said(outcome: Option<&Outcome>) -> &'static str {
 
 fn rows(finished: &Finished, plan: &Plan) -> Vec<Row> {
     let mut grouped: BTreeMap<(String, String), Vec<&CaseRecord>> = BTreeMap::new();
-    for gate in &plan.gates {
+    // A shard may hold no case of a row: only the rows it reported.
+    let expected = if plan.partition.is_none() {
+        plan.gates.as_slice()
+    } else {
+        &[]
+    };
+    for gate in expected {
         // A gate without a database has one row, on the embedded backend.
         let backends = if gate.database {
             plan.backends.0.clone()

@@ -31,6 +31,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         subject: harness::SubjectKind::default(),
         require_postgres,
         no_capture: false,
+        partition: None,
     };
     let finished = nextest::run(&plan)?;
     summary::report(&finished, &plan)

@@ -54,6 +54,11 @@ pub struct Args {
     /// or whose cases' outcomes differ from the first run's (a flake hunter).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub repeat: Option<u64>,
+    /// Run only shard K of N (`1/4`): a stable share of the cases, by name (nextest's
+    /// hash partitioning), so that N machines together run each case once. Merge the
+    /// shards' reports with `cargo xtask report merge`.
+    #[arg(long)]
+    pub partition: Option<nextest::Partition>,
 }
 
 pub fn subject_parser() -> impl clap::builder::TypedValueParser<Value = SubjectKind> {
@@ -70,7 +75,9 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
             return Ok(crate::exit::UNKNOWN_GATE);
         }
     };
-    let backends = if args.require_postgres {
+    // `--require-postgres` alone means every backend; with `--backend postgres`, that one.
+    let backends = if args.require_postgres && !args.backend.0.contains(&harness::Backend::Postgres)
+    {
         Backends::all()
     } else {
         args.backend
@@ -92,6 +99,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         require_postgres: args.require_postgres,
         // A sweep shows its progress bar.
         no_capture: args.no_capture || args.seeds.is_some(),
+        partition: args.partition,
     };
     match args.repeat {
         Some(times) if times > 1 => repeated(&plan, times),

@@ -2,9 +2,12 @@
 //!
 //! Every statement runs under a `statement_timeout`; connecting is tried a bounded number of
 //! times with exponential backoff; a connection that broke is replaced before the next
-//! transaction. The password never leaves this module: every message that could carry it
+//! transaction. Statements are prepared once per connection and reused (the book runs a
+//! fixed set of them; DDL or a new connection empties the cache). The password never
+//! leaves this module: every message that could carry it
 //! goes through [`redact`].
 
+use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,7 +15,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use postgres::error::SqlState;
 use postgres::types::{IsNull, ToSql, Type};
-use postgres::{Client, Config, IsolationLevel, NoTls};
+use postgres::{Client, Config, IsolationLevel, NoTls, Statement};
 
 use super::{Backend, Isolation, Rows, Store, StoreError, Transaction, Value};
 
@@ -55,6 +58,8 @@ impl std::fmt::Debug for PostgresOptions {
 
 pub struct PostgresStore {
     client: Client,
+    /// Statements prepared on `client`, by their text.
+    statements: HashMap<String, Statement>,
     config: Config,
     options: PostgresOptions,
     password: Option<String>,
@@ -91,6 +96,7 @@ impl PostgresStore {
         let client = connect_with_backoff(&config, &options, password.as_deref())?;
         Ok(PostgresStore {
             client,
+            statements: HashMap::new(),
             config,
             options,
             password,
@@ -101,6 +107,7 @@ impl PostgresStore {
     /// DATABASE, DROP DATABASE). For administration, never for the book's own writes.
     pub fn execute_outside_transaction(&mut self, sql: &str) -> Result<(), StoreError> {
         self.reconnect_if_closed()?;
+        self.statements.clear();
         let password = self.password.clone();
         self.client
             .batch_execute(sql)
@@ -111,6 +118,7 @@ impl PostgresStore {
         if self.client.is_closed() {
             self.client =
                 connect_with_backoff(&self.config, &self.options, self.password.as_deref())?;
+            self.statements.clear();
         }
         Ok(())
     }
@@ -194,6 +202,7 @@ impl Store for PostgresStore {
             .map_err(|error| map_error(&error, password.as_deref()))?;
         Ok(Box::new(PostgresTransaction {
             transaction,
+            statements: &mut self.statements,
             password,
         }))
     }
@@ -201,23 +210,37 @@ impl Store for PostgresStore {
 
 struct PostgresTransaction<'client> {
     transaction: postgres::Transaction<'client>,
+    statements: &'client mut HashMap<String, Statement>,
     password: Option<String>,
+}
+
+impl PostgresTransaction<'_> {
+    /// `sql` prepared on this connection: from the cache, or prepared now and kept.
+    fn prepared(&mut self, sql: &str) -> Result<Statement, StoreError> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self
+            .transaction
+            .prepare(sql)
+            .map_err(|error| map_error(&error, self.password.as_deref()))?;
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
 }
 
 impl Transaction for PostgresTransaction<'_> {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        let statement = self.prepared(sql)?;
         let references = parameter_references(params);
         self.transaction
-            .execute(sql, &references)
+            .execute(&statement, &references)
             .map_err(|error| map_error(&error, self.password.as_deref()))
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Rows, StoreError> {
+        let statement = self.prepared(sql)?;
         let password = self.password.as_deref();
-        let statement = self
-            .transaction
-            .prepare(sql)
-            .map_err(|error| map_error(&error, password))?;
         let columns: Vec<String> = statement
             .columns()
             .iter()
@@ -240,6 +263,8 @@ impl Transaction for PostgresTransaction<'_> {
     }
 
     fn execute_batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        // DDL may change what a cached statement returns.
+        self.statements.clear();
         self.transaction
             .batch_execute(sql)
             .map_err(|error| map_error(&error, self.password.as_deref()))
