@@ -119,3 +119,30 @@ fn local_cluster_leaves_no_process_and_no_directory() {
         directory.display()
     );
 }
+
+/// A machine where `initdb` is not on PATH and `pg_config` is not there either (Debian
+/// and Ubuntu put the server in `/usr/lib/postgresql/N/bin`): the cluster is still found
+/// in the distribution's place, and starts.
+#[test]
+fn a_server_off_path_is_found_where_the_distribution_installs_it() {
+    let binaries = harness::database::PgBinaries::find_in(
+        None,
+        &harness::database::PgBinaries::distribution_dirs(),
+        Some(std::ffi::OsString::new()),
+    );
+    let binaries = match binaries {
+        Ok(binaries) => binaries,
+        Err(reason) if !harness::Settings::get().require_postgres => {
+            println!("skipped: no server in a distribution's place: {reason}");
+            return;
+        }
+        Err(reason) => panic!("PostgreSQL is required: {reason}"),
+    };
+    let cluster = LocalCluster::start_with(binaries.clone()).expect("the cluster starts");
+    assert_eq!(cluster.binaries(), &binaries);
+    let mut store = PostgresStore::connect(PostgresOptions::new(cluster.url("postgres").expose()))
+        .expect("connect");
+    store
+        .execute_outside_transaction("SELECT 1")
+        .expect("a query");
+}

@@ -22,8 +22,101 @@ const START_ATTEMPTS_MAX: u32 = 3;
 
 static CLUSTER_COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// Where the server's programs are: one directory holding `initdb`, `pg_ctl` and
+/// `postgres`, found where distributions install them, not only on PATH.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PgBinaries {
+    pub bindir: PathBuf,
+}
+
+impl PgBinaries {
+    /// The first directory that holds the server's programs, in order: `pg_config
+    /// --bindir`, the distributions' places (`/usr/lib/postgresql/*/bin`, newest first;
+    /// `/usr/pgsql-*/bin`; `/usr/local/pgsql/bin`), then PATH.
+    pub fn find() -> Result<PgBinaries, String> {
+        PgBinaries::find_in(
+            pg_config_bindir(),
+            &PgBinaries::distribution_dirs(),
+            std::env::var_os("PATH"),
+        )
+    }
+
+    /// [`PgBinaries::find`] over given places (tests take PATH and pg_config away).
+    pub fn find_in(
+        pg_config: Option<PathBuf>,
+        distribution: &[PathBuf],
+        path: Option<std::ffi::OsString>,
+    ) -> Result<PgBinaries, String> {
+        let on_path = path
+            .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let candidates: Vec<PathBuf> = pg_config
+            .into_iter()
+            .chain(distribution.iter().cloned())
+            .chain(on_path)
+            .collect();
+        candidates
+            .iter()
+            .find(|directory| PgBinaries::holds_server(directory))
+            .map(|bindir| PgBinaries {
+                bindir: bindir.clone(),
+            })
+            .ok_or_else(|| {
+                format!(
+                    "no PostgreSQL server programs (initdb, pg_ctl, postgres) in pg_config --bindir, /usr/lib/postgresql/*/bin, /usr/pgsql-*/bin, /usr/local/pgsql/bin or on PATH (install the PostgreSQL server or set {})",
+                    settings::PG_URL
+                )
+            })
+    }
+
+    fn holds_server(directory: &Path) -> bool {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|tool| directory.join(tool).is_file())
+    }
+
+    pub fn tool(&self, name: &str) -> PathBuf {
+        self.bindir.join(name)
+    }
+}
+
+/// `pg_config --bindir`, when pg_config runs.
+fn pg_config_bindir() -> Option<PathBuf> {
+    let output = Command::new("pg_config").arg("--bindir").output().ok()?;
+    let text = String::from_utf8(output.stdout).ok()?;
+    (output.status.success() && !text.trim().is_empty()).then(|| PathBuf::from(text.trim()))
+}
+
+impl PgBinaries {
+    /// The distributions' places, newest version first where the version is in the path.
+    pub fn distribution_dirs() -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for (parent, prefix, suffix) in [
+            ("/usr/lib/postgresql", "", "bin"),
+            ("/usr", "pgsql-", "bin"),
+        ] {
+            let Ok(entries) = std::fs::read_dir(parent) else {
+                continue;
+            };
+            let mut versions: Vec<(u32, PathBuf)> = entries
+                .flatten()
+                .filter_map(|entry| {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    let version = name.strip_prefix(prefix)?.split('.').next()?.parse().ok()?;
+                    Some((version, entry.path().join(suffix)))
+                })
+                .collect();
+            versions.sort_by(|a, b| b.0.cmp(&a.0));
+            found.extend(versions.into_iter().map(|(_, path)| path));
+        }
+        found.push(PathBuf::from("/usr/local/pgsql/bin"));
+        found
+    }
+}
+
 #[derive(Debug)]
 pub struct LocalCluster {
+    binaries: PgBinaries,
     directory: PathBuf,
     port: u16,
     start_millis: u128,
@@ -34,17 +127,14 @@ impl LocalCluster {
     /// initdb + pg_ctl start on a free loopback port. Errors say what is missing or what
     /// failed, with the server log's tail.
     pub fn start() -> Result<LocalCluster, String> {
-        for tool in ["initdb", "pg_ctl"] {
-            if which(tool).is_none() {
-                return Err(format!(
-                    "{tool} is not on PATH (install PostgreSQL or set {})",
-                    settings::PG_URL
-                ));
-            }
-        }
+        LocalCluster::start_with(PgBinaries::find()?)
+    }
+
+    /// [`LocalCluster::start`] with the server programs in `binaries`.
+    pub fn start_with(binaries: PgBinaries) -> Result<LocalCluster, String> {
         sweep_stale_clusters();
         let started = Instant::now();
-        let mut cluster = LocalCluster::prepare()?;
+        let mut cluster = LocalCluster::prepare(binaries)?;
         cluster.init()?;
         let mut last_error = String::new();
         for _attempt in 0..START_ATTEMPTS_MAX {
@@ -61,7 +151,7 @@ impl LocalCluster {
 
     /// The directory, owned by the user the server will run as, with an owner file that
     /// lets a later run sweep it if this process is killed.
-    fn prepare() -> Result<LocalCluster, String> {
+    fn prepare(binaries: PgBinaries) -> Result<LocalCluster, String> {
         let run_as =
             if is_root() {
                 Some(user_ids("postgres").ok_or(
@@ -88,6 +178,7 @@ impl LocalCluster {
             })?;
         }
         Ok(LocalCluster {
+            binaries,
             directory,
             port: 0,
             start_millis: 0,
@@ -155,6 +246,11 @@ impl LocalCluster {
         self.port
     }
 
+    /// Where its server programs came from.
+    pub fn binaries(&self) -> &PgBinaries {
+        &self.binaries
+    }
+
     pub fn start_millis(&self) -> u128 {
         self.start_millis
     }
@@ -174,7 +270,7 @@ impl LocalCluster {
     }
 
     fn run(&self, tool: &str, arguments: &[&OsStr]) -> Result<(), String> {
-        let mut command = Command::new(tool);
+        let mut command = Command::new(self.binaries.tool(tool));
         command
             .args(arguments)
             .stdin(Stdio::null())
@@ -258,7 +354,11 @@ pub fn sweep_stale_clusters() {
         if owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists()) {
             continue;
         }
+        let Ok(binaries) = PgBinaries::find() else {
+            return;
+        };
         let stale = LocalCluster {
+            binaries,
             run_as: if is_root() {
                 user_ids("postgres")
             } else {
@@ -286,13 +386,6 @@ fn free_port() -> Result<u16, String> {
         .map_err(|error| format!("cannot find a free port: {error}"))
 }
 
-fn which(tool: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|directory| directory.join(tool))
-        .find(|candidate| candidate.is_file())
-}
-
 fn is_root() -> bool {
     // The owner of our own /proc entry is our effective uid.
     use std::os::unix::fs::MetadataExt;
@@ -311,4 +404,51 @@ fn user_ids(user: &str) -> Option<(u32, u32)> {
         }
         Some((fields[2].parse().ok()?, fields[3].parse().ok()?))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_dir(root: &Path, name: &str, tools: &[&str]) -> PathBuf {
+        let directory = root.join(name);
+        std::fs::create_dir_all(&directory).expect("mkdir");
+        for tool in tools {
+            std::fs::write(directory.join(tool), "").expect("write");
+        }
+        directory
+    }
+
+    #[test]
+    fn pg_config_comes_first_then_the_distributions_then_path() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let all = ["initdb", "pg_ctl", "postgres"];
+        let configured = server_dir(root.path(), "configured", &all);
+        let distribution = server_dir(root.path(), "distribution", &all);
+        let on_path = server_dir(root.path(), "on-path", &all);
+        let path = std::env::join_paths([&on_path]).expect("PATH");
+        let found = |pg_config: Option<PathBuf>, path: Option<std::ffi::OsString>| {
+            PgBinaries::find_in(pg_config, std::slice::from_ref(&distribution), path)
+                .map(|binaries| binaries.bindir)
+        };
+        assert_eq!(
+            found(Some(configured.clone()), Some(path.clone())),
+            Ok(configured)
+        );
+        assert_eq!(found(None, Some(path.clone())), Ok(distribution.clone()));
+        assert_eq!(
+            PgBinaries::find_in(None, &[], Some(path)).map(|binaries| binaries.bindir),
+            Ok(on_path)
+        );
+    }
+
+    #[test]
+    fn a_directory_without_the_server_is_passed_over_and_none_is_an_error() {
+        let root = tempfile::tempdir().expect("temp dir");
+        // A client-only install: pg_ctl and psql, no initdb or postgres.
+        let client = server_dir(root.path(), "client", &["pg_ctl", "psql"]);
+        let error = PgBinaries::find_in(Some(client), &[], None).expect_err("no server");
+        assert!(error.contains("no PostgreSQL server programs"), "{error}");
+        assert!(error.contains("BOOKPROOF_PG_URL"), "{error}");
+    }
 }

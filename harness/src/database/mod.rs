@@ -12,7 +12,7 @@ use std::path::Path;
 
 use book::store::{Backend, Store, StoreError};
 
-pub use self::cluster::{LocalCluster, CLUSTER_DIR_PREFIX};
+pub use self::cluster::{LocalCluster, PgBinaries, CLUSTER_DIR_PREFIX};
 use crate::secret::SecretUrl;
 
 /// Why a backend cannot run here (the report's "skipped" reason).
