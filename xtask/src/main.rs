@@ -5,6 +5,7 @@ mod bench;
 mod gates;
 mod list;
 mod nextest;
+mod pg_image;
 mod report;
 mod repro;
 mod summary;
@@ -73,6 +74,9 @@ enum Command {
     Bench(bench::Args),
     /// Work with reports: `report merge DIR...` merges a partitioned run's shards.
     Report(report::Args),
+    /// Build a PostgreSQL image from this machine's own server (no registry needed), for
+    /// the Docker provider: BOOKPROOF_PG_IMAGE=bookproof/postgres:local.
+    PgImage(pg_image::Args),
 }
 
 /// The backends a run covers: one, or all of `Backend::ALL`.
@@ -150,6 +154,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Bench(args) => bench::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::PgImage(args) => pg_image::run(&args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
