@@ -25,6 +25,7 @@ pub const SUBJECT: &str = "BOOKPROOF_SUBJECT";
 pub const REQUIRE_POSTGRES: &str = "BOOKPROOF_REQUIRE_POSTGRES";
 pub const PG_URL: &str = "BOOKPROOF_PG_URL";
 pub const PG_UNAVAILABLE: &str = "BOOKPROOF_PG_UNAVAILABLE";
+pub const PG_IMAGE: &str = "BOOKPROOF_PG_IMAGE";
 pub const RESULTS_DIR: &str = "BOOKPROOF_RESULTS_DIR";
 pub const BOOK_BIN: &str = "BOOKPROOF_BOOK_BIN";
 pub const OUT_DIR: &str = "BOOKPROOF_OUT_DIR";
@@ -43,6 +44,7 @@ pub const ALL: &[&str] = &[
     REQUIRE_POSTGRES,
     PG_URL,
     PG_UNAVAILABLE,
+    PG_IMAGE,
     RESULTS_DIR,
     BOOK_BIN,
     OUT_DIR,
@@ -77,6 +79,8 @@ pub struct Settings {
     pub pg_url: Option<SecretUrl>,
     /// Why `cargo xtask` found no PostgreSQL server (so no test process searches again).
     pub pg_unavailable: Option<String>,
+    /// The image the Docker provider runs (default: the official `postgres:16`).
+    pub pg_image: Option<String>,
     /// Where each case writes its JSON record.
     pub results_dir: Option<PathBuf>,
     /// The `book` binary (or a book in another language speaking the protocol).
@@ -147,6 +151,7 @@ impl Settings {
                 .unwrap_or(false),
             pg_url: read(PG_URL).map(parse_url).transpose()?,
             pg_unavailable: lookup(PG_UNAVAILABLE),
+            pg_image: lookup(PG_IMAGE).filter(|image| !image.trim().is_empty()),
             results_dir: lookup(RESULTS_DIR).map(PathBuf::from),
             book_bin: lookup(BOOK_BIN).map(PathBuf::from),
             out_dir: lookup(OUT_DIR).map(PathBuf::from),

@@ -105,6 +105,16 @@ pub fn backend_parser() -> impl TypedValueParser<Value = Backends> {
     })
 }
 
+/// `--postgres`: url, docker or local.
+pub fn provider_parser() -> impl TypedValueParser<Value = harness::database::postgres::Provider> {
+    use harness::database::postgres::Provider;
+    let names: Vec<&'static str> = Provider::ALL
+        .iter()
+        .map(|provider| provider.name())
+        .collect();
+    PossibleValuesParser::new(names).map(|name| Provider::parse(&name).unwrap_or(Provider::Local))
+}
+
 /// The exit code for an argument clap refused: the class of the argument it names.
 fn refused_argument(error: &clap::Error) -> u8 {
     use clap::error::{ContextKind, ContextValue, ErrorKind};

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use harness::book::Mutant;
+use harness::database::postgres::Provider;
 use harness::database::RunDatabases;
 use harness::protocol::CrashSite;
 use harness::report::CaseRecord;
@@ -36,6 +37,33 @@ pub struct Plan {
     pub no_capture: bool,
     /// Only this shard of the cases (`--partition K/N`).
     pub partition: Option<Partition>,
+    /// Where PostgreSQL must come from (`--postgres`); `None`: the first that answers.
+    pub postgres: Option<Provider>,
+}
+
+impl Plan {
+    /// `gates` on `backends` with every setting at its default.
+    pub fn new(workspace: bool, gates: Vec<&'static Gate>, backends: Backends) -> Plan {
+        Plan {
+            workspace,
+            gates,
+            backends,
+            test: None,
+            seed: None,
+            seeds: None,
+            steps: None,
+            crash_at: None,
+            crash_in_recovery: None,
+            fault_at: None,
+            crash_sites: None,
+            mutant: None,
+            subject: SubjectKind::default(),
+            require_postgres: false,
+            no_capture: false,
+            partition: None,
+            postgres: None,
+        }
+    }
 }
 
 /// Shard `index` of `count` (1-based): nextest's `hash:K/N`, so a case's shard depends only
@@ -138,7 +166,7 @@ pub fn run(plan: &Plan) -> anyhow::Result<Finished> {
     set_environment(&mut command, plan);
     // What the run's backends need (a PostgreSQL server), held until the tests are done:
     // dropping it stops a cluster we started, also when the tests failed.
-    let databases = RunDatabases::prepare(&plan.backends.0);
+    let databases = RunDatabases::prepare(&plan.backends.0, plan.postgres);
     for (variable, value) in &databases.environment {
         command.env(variable, value.expose());
     }

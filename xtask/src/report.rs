@@ -120,24 +120,7 @@ fn plan_for(records: &[CaseRecord]) -> Plan {
                 .any(|record| record.backend == backend.name())
         })
         .collect();
-    Plan {
-        workspace: false,
-        gates,
-        backends: Backends(backends),
-        test: None,
-        seed: None,
-        seeds: None,
-        steps: None,
-        crash_at: None,
-        crash_in_recovery: None,
-        fault_at: None,
-        crash_sites: None,
-        mutant: None,
-        subject: harness::SubjectKind::default(),
-        require_postgres: false,
-        no_capture: false,
-        partition: None,
-    }
+    Plan::new(false, gates, Backends(backends))
 }
 
 /// One `<testsuite>` per (gate, backend), one `<testcase>` per case.

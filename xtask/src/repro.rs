@@ -62,22 +62,17 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         .iter()
         .any(|backend| *backend != harness::Backend::embedded());
     let plan = nextest::Plan {
-        workspace: false,
-        gates: chosen,
-        backends: args.backend,
         test: args.test,
         seed: Some(args.seed),
-        seeds: None,
         steps: args.steps,
         crash_at: args.crash_at,
         crash_in_recovery: args.crash_in_recovery,
         fault_at: args.fault_at,
-        crash_sites: None,
         mutant: args.mutant,
         subject: args.subject,
         require_postgres,
         no_capture: true,
-        partition: None,
+        ..nextest::Plan::new(false, chosen, args.backend)
     };
     let finished = nextest::run(&plan)?;
     summary::report(&finished, &plan)

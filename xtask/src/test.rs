@@ -10,28 +10,19 @@ pub struct Args {
     /// CI=true).
     #[arg(long)]
     pub require_postgres: bool,
+    /// Where PostgreSQL must come from: url (BOOKPROOF_PG_URL), docker (a container from
+    /// BOOKPROOF_PG_IMAGE), local (a throwaway cluster). Fails, not skips, without it.
+    #[arg(long, value_parser = crate::provider_parser())]
+    pub postgres: Option<harness::database::postgres::Provider>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<u8> {
     let require_postgres =
         args.require_postgres || std::env::var("CI").is_ok_and(|value| value == "true");
     let plan = nextest::Plan {
-        workspace: true,
-        gates: gates::GATES.iter().collect(),
-        backends: Backends::all(),
-        test: None,
-        seed: None,
-        seeds: None,
-        steps: None,
-        crash_at: None,
-        crash_in_recovery: None,
-        fault_at: None,
-        crash_sites: None,
-        mutant: None,
-        subject: harness::SubjectKind::default(),
-        require_postgres,
-        no_capture: false,
-        partition: None,
+        require_postgres: require_postgres || args.postgres.is_some(),
+        postgres: args.postgres,
+        ..nextest::Plan::new(true, gates::GATES.iter().collect(), Backends::all())
     };
     let finished = nextest::run(&plan)?;
     summary::report(&finished, &plan)

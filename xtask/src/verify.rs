@@ -59,6 +59,12 @@ pub struct Args {
     /// shards' reports with `cargo xtask report merge`.
     #[arg(long)]
     pub partition: Option<nextest::Partition>,
+    /// Where PostgreSQL must come from: url (BOOKPROOF_PG_URL), docker (a container from
+    /// BOOKPROOF_PG_IMAGE, default the official image; `cargo xtask pg-image` builds one
+    /// here), local (a throwaway cluster). Implies --require-postgres. Default: the first
+    /// that answers, in that order.
+    #[arg(long, value_parser = crate::provider_parser())]
+    pub postgres: Option<harness::database::postgres::Provider>,
 }
 
 pub fn subject_parser() -> impl clap::builder::TypedValueParser<Value = SubjectKind> {
@@ -76,16 +82,15 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         }
     };
     // `--require-postgres` alone means every backend; with `--backend postgres`, that one.
-    let backends = if args.require_postgres && !args.backend.0.contains(&harness::Backend::Postgres)
-    {
+    // `--require-postgres` (or `--postgres`) alone means every backend; with `--backend
+    // postgres`, that one.
+    let require_postgres = args.require_postgres || args.postgres.is_some();
+    let backends = if require_postgres && !args.backend.0.contains(&harness::Backend::Postgres) {
         Backends::all()
     } else {
         args.backend
     };
     let plan = nextest::Plan {
-        workspace: false,
-        gates: chosen,
-        backends,
         test: args.test,
         seed: args.seed,
         seeds: args.seeds,
@@ -94,12 +99,13 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         crash_in_recovery: args.crash_in_recovery,
         fault_at: args.fault_at,
         crash_sites: args.crash_sites,
-        mutant: None,
         subject: args.subject,
-        require_postgres: args.require_postgres,
+        require_postgres,
         // A sweep shows its progress bar.
         no_capture: args.no_capture || args.seeds.is_some(),
         partition: args.partition,
+        postgres: args.postgres,
+        ..nextest::Plan::new(false, chosen, backends)
     };
     match args.repeat {
         Some(times) if times > 1 => repeated(&plan, times),

@@ -45,6 +45,9 @@ fn verify_on_postgres_leaves_no_server_and_no_cluster_directory() {
             "postgres",
             "--test",
             "fresh_database_gets_every_migration",
+            // The local cluster: the Docker provider has its own test (docker.rs).
+            "--postgres",
+            "local",
         ])
         .current_dir(workspace_root())
         .env("BOOKPROOF_OUT_DIR", out.path())

@@ -3,6 +3,7 @@
 //! place that maps a backend to its provider.
 
 mod cluster;
+pub mod docker;
 pub mod postgres;
 mod sqlite;
 
@@ -46,12 +47,13 @@ pub struct RunDatabases {
 
 impl RunDatabases {
     /// Prepares every backend in `backends` once for a run.
-    pub fn prepare(backends: &[Backend]) -> RunDatabases {
+    /// `provider` forces where PostgreSQL comes from (see [`postgres::Provider`]).
+    pub fn prepare(backends: &[Backend], provider: Option<postgres::Provider>) -> RunDatabases {
         let mut run = RunDatabases::default();
         for backend in backends {
             match backend {
                 Backend::Sqlite => {}
-                Backend::Postgres => postgres::prepare_run(&mut run),
+                Backend::Postgres => postgres::prepare_run(&mut run, provider),
             }
         }
         run

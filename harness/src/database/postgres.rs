@@ -4,10 +4,14 @@
 //! 1. `BOOKPROOF_PG_URL`: a server the user (or `cargo xtask verify`) provides. Never
 //!    `DATABASE_URL`, which in a user's shell may point at production: it is never used,
 //!    and when it is set the report says it was ignored on purpose.
-//! 2. A Docker engine: detected and reported only; this build has no testcontainers
-//!    provider, so the search goes on.
-//! 3. `initdb` and `pg_ctl` on PATH: a throwaway [`LocalCluster`].
-//! 4. Otherwise unavailable, with the reason.
+//! 2. A Docker engine: a container from `BOOKPROOF_PG_IMAGE` (default: the official
+//!    image) through testcontainers ([`PostgresContainer`]); if it cannot be had (no such
+//!    image and no registry), the reason is noted and the search goes on.
+//! 3. The server programs where distributions install them: a throwaway [`LocalCluster`].
+//! 4. Otherwise unavailable, with the reasons.
+//!
+//! `cargo xtask verify --postgres url|docker|local` forces one ([`Provider`]) and fails,
+//! not skips, when it cannot be had.
 //!
 //! Every database the harness creates is named `bookproof_case_<pid>_<n>`; it only ever
 //! drops databases with that prefix.
@@ -20,6 +24,7 @@ use std::time::Duration;
 
 use book::store::{Backend, PostgresOptions, PostgresStore, Store, StoreError};
 
+use super::docker::{PostgresContainer, DEFAULT_IMAGE};
 use super::{CaseDatabase, LocalCluster, ProcessAccess, RunDatabases, Unavailable};
 use crate::secret::SecretUrl;
 use crate::settings::{self, Settings};
@@ -36,8 +41,16 @@ pub struct Server {
     admin_url: SecretUrl,
     /// What provided it, for the report (never a password).
     pub source: String,
-    /// Held so that the cluster stops when the last case using it is done.
-    _cluster: Option<LocalCluster>,
+    /// Held so that the cluster or container stops when the last case using it is done.
+    _owned: Option<Owned>,
+}
+
+/// A server the harness started, stopped (and removed) when dropped.
+#[derive(Debug)]
+#[allow(dead_code, reason = "held for its Drop")]
+enum Owned {
+    Cluster(LocalCluster),
+    Container(PostgresContainer),
 }
 
 impl Server {
@@ -47,8 +60,17 @@ impl Server {
         Server {
             admin_url: url,
             source,
-            _cluster: None,
+            _owned: None,
         }
+    }
+
+    /// The source with `notes` (what else was found or tried) appended.
+    fn noted(mut self, notes: &[String]) -> Server {
+        for note in notes {
+            self.source.push_str("; ");
+            self.source.push_str(note);
+        }
+        self
     }
 
     pub fn admin_url(&self) -> &SecretUrl {
@@ -60,10 +82,41 @@ impl Server {
 static SHARED: Mutex<Weak<Server>> = Mutex::new(Weak::new());
 static DATABASE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// Finds or starts the run's server and hands its URL (or the reason there is none) to
-/// the test processes, so they neither search again nor start servers of their own.
-pub(super) fn prepare_run(run: &mut RunDatabases) {
-    match server() {
+/// Where a PostgreSQL server comes from (`cargo xtask verify --postgres`). Without a
+/// choice: a URL, then Docker, then a local cluster, then skipped with the reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    /// `BOOKPROOF_PG_URL`: a server you run.
+    Url,
+    /// A container through testcontainers, from `BOOKPROOF_PG_IMAGE`.
+    Docker,
+    /// A throwaway local cluster from the server programs installed here.
+    Local,
+}
+
+impl Provider {
+    pub const ALL: [Provider; 3] = [Provider::Url, Provider::Docker, Provider::Local];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Url => "url",
+            Provider::Docker => "docker",
+            Provider::Local => "local",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Provider> {
+        Provider::ALL
+            .into_iter()
+            .find(|provider| provider.name() == name)
+    }
+}
+
+/// Finds or starts the run's server (from `provider` when one is forced) and hands its URL
+/// (or the reason there is none) to the test processes, so they neither search again nor
+/// start servers of their own.
+pub(super) fn prepare_run(run: &mut RunDatabases, provider: Option<Provider>) {
+    match shared(|| find_server(Settings::get(), provider)) {
         Ok(server) => {
             run.environment
                 .push((settings::PG_URL, server.admin_url().clone()));
@@ -85,29 +138,40 @@ pub(super) fn prepare_run(run: &mut RunDatabases) {
 
 /// The shared server, found or started as the module documentation describes.
 pub fn server() -> Result<Arc<Server>, Unavailable> {
+    shared(|| find_server(Settings::get(), None))
+}
+
+fn shared(find: impl FnOnce() -> Result<Server, Unavailable>) -> Result<Arc<Server>, Unavailable> {
     let mut shared = SHARED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if let Some(server) = shared.upgrade() {
         return Ok(server);
     }
-    let server = Arc::new(find_server(Settings::get())?);
+    let server = Arc::new(find()?);
     eprintln!("bookproof: PostgreSQL from {}", server.source);
     *shared = Arc::downgrade(&server);
     Ok(server)
 }
 
-fn find_server(settings: &Settings) -> Result<Server, Unavailable> {
-    if let Some(url) = &settings.pg_url {
-        return Ok(Server::provided(
-            url.clone(),
-            format!("{} ({url})", settings::PG_URL),
-        ));
-    }
-    if let Some(reason) = &settings.pg_unavailable {
-        return Err(Unavailable {
-            reason: reason.clone(),
-        });
+fn find_server(settings: &Settings, forced: Option<Provider>) -> Result<Server, Unavailable> {
+    let unavailable = |reason: String| Unavailable { reason };
+    if matches!(forced, None | Some(Provider::Url)) {
+        if let Some(url) = &settings.pg_url {
+            return Ok(Server::provided(
+                url.clone(),
+                format!("{} ({url})", settings::PG_URL),
+            ));
+        }
+        if forced == Some(Provider::Url) {
+            return Err(unavailable(format!(
+                "--postgres url, but {} is not set",
+                settings::PG_URL
+            )));
+        }
+        if let Some(reason) = &settings.pg_unavailable {
+            return Err(unavailable(reason.clone()));
+        }
     }
     let mut notes = Vec::new();
     if std::env::var_os("DATABASE_URL").is_some() {
@@ -116,35 +180,55 @@ fn find_server(settings: &Settings) -> Result<Server, Unavailable> {
             settings::PG_URL
         ));
     }
-    if let Some(engine) = docker_engine() {
-        notes.push(format!(
-            "a Docker engine answers at {engine}, but this build has no testcontainers provider"
-        ));
+    if forced != Some(Provider::Local) {
+        match container_server(settings) {
+            Ok(server) => return Ok(server.noted(&notes)),
+            Err(reason) if forced == Some(Provider::Docker) => return Err(unavailable(reason)),
+            Err(reason) => notes.push(reason),
+        }
     }
     match LocalCluster::start() {
         Ok(cluster) => {
-            let mut source = format!(
-                "a throwaway local cluster on 127.0.0.1:{} (started in {} ms)",
+            let source = format!(
+                "a throwaway local cluster from {} on 127.0.0.1:{} (started in {} ms)",
+                cluster.binaries().bindir.display(),
                 cluster.port(),
                 cluster.start_millis()
             );
-            for note in &notes {
-                source.push_str("; ");
-                source.push_str(note);
-            }
             Ok(Server {
                 admin_url: cluster.url("postgres"),
                 source,
-                _cluster: Some(cluster),
-            })
+                _owned: Some(Owned::Cluster(cluster)),
+            }
+            .noted(&notes))
         }
         Err(reason) => {
             notes.push(reason);
-            Err(Unavailable {
-                reason: format!("no PostgreSQL server: {}", notes.join("; ")),
-            })
+            Err(unavailable(format!(
+                "no PostgreSQL server: {}",
+                notes.join("; ")
+            )))
         }
     }
+}
+
+/// A container from `BOOKPROOF_PG_IMAGE`, when a Docker engine answers.
+fn container_server(settings: &Settings) -> Result<Server, String> {
+    let engine =
+        docker_engine().ok_or("no Docker engine answers (DOCKER_HOST or /var/run/docker.sock)")?;
+    let image = settings.pg_image.as_deref().unwrap_or(DEFAULT_IMAGE);
+    let container = PostgresContainer::start(image)
+        .map_err(|error| format!("a Docker engine answers at {engine}, but {error}"))?;
+    let source = format!(
+        "a PostgreSQL container from image {image} on 127.0.0.1:{} (started in {} ms; testcontainers, Docker engine at {engine})",
+        container.port(),
+        container.start_millis()
+    );
+    Ok(Server {
+        admin_url: container.url("postgres"),
+        source,
+        _owned: Some(Owned::Container(container)),
+    })
 }
 
 /// Where a Docker engine answers, if one does (`DOCKER_HOST` or the default socket).
