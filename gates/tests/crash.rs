@@ -15,7 +15,10 @@
 //! aside).
 //!
 //! The process checks do the same to a real `book` process: aborted at each crash point,
-//! and SIGKILLed right after each venue reply without any cooperation from the book.
+//! and SIGKILLed right after each venue reply without any cooperation from the book. And
+//! on PostgreSQL the database server itself is SIGKILLed under the running book at its
+//! commits and restarted (fsync on): the book fails cleanly, reconnects and recovers
+//! (`--crash-mode server`; `--crash-mode` runs one mode's cases only).
 //!
 //! Mutants, each caught by the named check: recovery that re-places without asking the
 //! venue (in process and in a `book` process), a daily trade counter kept in memory, a
@@ -29,6 +32,11 @@ use harness::protocol::Side;
 use harness::runner::{self, Run};
 use harness::scenario::{self, signal, Scenario, Step};
 use harness::venue::{Fault, LookupError};
+use std::sync::Arc;
+
+use harness::database::postgres::{PostgresDatabase, Provider, Server};
+use harness::database::Database;
+use harness::faults::{FaultCase, FaultSite, StoreFault, StoreFaultPlan, StoreOp};
 use harness::{check, ensure, Case, Check, Failure, Seed, Settings};
 
 harness::gate_tests! {
@@ -48,7 +56,8 @@ harness::gate_tests! {
         a_partly_filled_order_closed_then_synced,
         a_day_boundary_crossed_while_down,
         book_process_aborted_at_every_crash_site,
-        book_process_killed_after_every_venue_reply,
+                book_process_killed_after_every_venue_reply,
+        the_database_server_crashes_under_the_book,
     ];
     mutants: [
         blind_replace_on_recovery_is_caught =>
@@ -89,6 +98,18 @@ fn check_sites(case: &Case, seed: Seed, scenario: &Scenario, mode: CrashMode) ->
     crash_every_site(case, seed, scenario, mode).map(drop)
 }
 
+/// Not applicable when `--crash-mode` names another mode than `mode`.
+fn in_mode(mode: CrashMode) -> Check {
+    match Settings::get().crash_mode {
+        Some(chosen) if chosen != mode => Err(Failure::not_applicable(format!(
+            "--crash-mode {}: this case crashes in mode {}",
+            chosen.name(),
+            mode.name()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// [`check_sites`], returning (first crashes, every crashed run).
 fn crash_every_site(
     case: &Case,
@@ -96,6 +117,7 @@ fn crash_every_site(
     scenario: &Scenario,
     mode: CrashMode,
 ) -> Result<(usize, usize), Failure> {
+    in_mode(mode)?;
     let mut template = case.fresh(seed)?;
     template.subject = mode.subject();
     let uninterrupted = crash::uninterrupted(&template, seed, scenario)?;
@@ -401,6 +423,7 @@ fn a_day_boundary_crossed_while_down(case: &Case) -> Check {
             Step::Signal(signal("w-3", Side::Buy, 1)),
         ],
     };
+    in_mode(CrashMode::Unwind)?;
     let template = case.fresh(case.seed)?;
     let uninterrupted = crash::uninterrupted(&template, case.seed, &scenario)?;
     let sites = crash::selected(uninterrupted.sites.clone())?;
@@ -424,4 +447,105 @@ fn book_process_aborted_at_every_crash_site(case: &Case) -> Check {
 /// SIGKILL the `book` process right after each venue reply, wherever the book is.
 fn book_process_killed_after_every_venue_reply(case: &Case) -> Check {
     check_sites(case, case.seed, &scenario::tour(), CrashMode::Sigkill)
+}
+
+/// Server crashes a default run makes (commits of the tour, evenly spread), unless
+/// `--crash-sites N` says otherwise.
+const SERVER_CRASHES_DEFAULT: usize = 12;
+
+/// The database server itself crashes under the book: at each chosen commit of the tour
+/// (a store operation, as `--fault-at server_crash@commit#N` names it) the harness
+/// SIGKILLs the PostgreSQL server (the postmaster and its backends, or the container) and
+/// restarts it on the same data with fsync on; the commit meets a dead connection. The
+/// book must fail cleanly (an outcome it cannot know is `outcome_unknown` and halts),
+/// reconnect, restart and recover; every oracle holds after every step, no order is lost
+/// or placed twice, and the tour's operator reset lets it place again. PostgreSQL only, on
+/// a server of the case's own (a durable local cluster, or a container when the run's
+/// server is one); an embedded database has no server (the process crashes cover it).
+fn the_database_server_crashes_under_the_book(case: &Case) -> Check {
+    in_mode(CrashMode::Server)?;
+    if case.backend() != harness::Backend::Postgres {
+        return Err(Failure::not_applicable(format!(
+            "{} is embedded: it has no server to crash (the process crash modes cover it)",
+            case.backend()
+        )));
+    }
+    let provider = match Settings::get().pg_provider {
+        Some(Provider::Docker) => Provider::Docker,
+        _ => Provider::Local,
+    };
+    let server = Arc::new(Server::start_own(provider).map_err(Failure::harness)?);
+    let crasher = server
+        .crasher()
+        .ok_or_else(|| Failure::harness("no crasher"))?;
+    let tour = scenario::tour();
+    let cases = server_crash_sites(case, &server, &tour)?;
+    for fault in &cases {
+        let database =
+            PostgresDatabase::create_on(Arc::clone(&server)).map_err(Failure::harness)?;
+        let fresh = case.fresh_on(case.seed, Database::from_provider(Box::new(database)))?;
+        let plan = StoreFaultPlan::armed(fault.clone(), Some(crasher.clone()));
+        let crashes = runner::Crashes {
+            store_faults: Some(plan.clone()),
+            ..runner::Crashes::default()
+        };
+        let repro = case.repro().with_fault_at(fault);
+        runner::run_with(&fresh, &tour, &crashes).map_err(|failure| {
+            failure
+                .context(format!("server crash at {fault} ({})", server.source))
+                .append(format!("reproduce: {repro}"))
+        })?;
+        ensure!(
+            check::UNKNOWN_SITE,
+            plan.fired().is_some(),
+            "server crash {fault} never fired: the tour never reaches its site"
+        );
+    }
+    println!(
+        "{} server crashes ({}), each survived, restarted, recovered and held against every oracle",
+        cases.len(),
+        server.source
+    );
+    Ok(())
+}
+
+/// The commits of the reference book's uninterrupted tour on `server`, thinned evenly (or
+/// `--fault-at`'s one).
+fn server_crash_sites(
+    case: &Case,
+    server: &Arc<Server>,
+    tour: &Scenario,
+) -> Result<Vec<FaultCase>, Failure> {
+    if let Some(fault) = &Settings::get().fault_at {
+        return Ok(vec![fault.clone()]);
+    }
+    let database = PostgresDatabase::create_on(Arc::clone(server)).map_err(Failure::harness)?;
+    let reference = case.fresh_on(case.seed, Database::from_provider(Box::new(database)))?;
+    let recording = StoreFaultPlan::recording();
+    let crashes = runner::Crashes {
+        store_faults: Some(recording.clone()),
+        ..runner::Crashes::default()
+    };
+    runner::run_with(&reference, tour, &crashes)?;
+    let commits: Vec<FaultCase> = recording
+        .passed()
+        .into_iter()
+        .filter(|site| {
+            matches!(
+                site,
+                FaultSite::Op {
+                    op: StoreOp::Commit,
+                    ..
+                }
+            )
+        })
+        .map(|site| FaultCase {
+            fault: StoreFault::ServerCrash,
+            site,
+        })
+        .collect();
+    let limit = Settings::get()
+        .crash_sites
+        .unwrap_or(SERVER_CRASHES_DEFAULT);
+    Ok(crash::thinned(commits, limit))
 }

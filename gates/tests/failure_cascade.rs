@@ -422,15 +422,8 @@ fn fault_cases(case: &Case, tour: &scenario::Scenario) -> Result<Vec<FaultCase>,
         });
     // Half the budget on commits (where an outcome can become unknown), half on the rest.
     let half = FAULT_CASES_DEFAULT / 2;
-    Ok(thinned(commits, half)
+    Ok(harness::crash::thinned(commits, half)
         .into_iter()
-        .chain(thinned(statements, half))
+        .chain(harness::crash::thinned(statements, half))
         .collect())
-}
-
-fn thinned(cases: Vec<FaultCase>, limit: usize) -> Vec<FaultCase> {
-    let limit = limit.min(cases.len());
-    (0..limit)
-        .map(|index| cases[index * cases.len() / limit].clone())
-        .collect()
 }

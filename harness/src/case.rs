@@ -35,6 +35,9 @@ pub mod check {
     /// A crash or fault site given by hand (`--crash-at`, `--fault-at`) that the case never
     /// reaches: bad input, not a finding (`cargo xtask` exits with its own code).
     pub const UNKNOWN_SITE: &str = "unknown_site";
+    /// The case does not apply here (a server crash on an embedded database, a crash mode
+    /// other than `--crash-mode`'s): reported as skipped with the reason, never a pass.
+    pub const NOT_APPLICABLE: &str = "not_applicable";
 }
 
 /// Why a check failed: the names of the checks that failed (a mutant counts as caught only
@@ -54,6 +57,11 @@ impl Failure {
     }
 
     /// The harness could not do its work.
+    /// The case does not apply on this backend or with these settings: skipped, with why.
+    pub fn not_applicable(reason: impl Into<String>) -> Failure {
+        Failure::new(check::NOT_APPLICABLE, reason)
+    }
+
     pub fn harness(error: impl std::fmt::Display) -> Failure {
         Failure::new(check::HARNESS, error.to_string())
     }
@@ -159,6 +167,11 @@ impl Case {
     /// `seed`, with a venue whose partial fills come from that seed.
     pub fn fresh(&self, seed: Seed) -> Result<Case, Failure> {
         let database = Database::create(self.backend()).map_err(Failure::harness)?;
+        self.fresh_on(seed, database)
+    }
+
+    /// [`Case::fresh`] on `database` (a database of a server the check started itself).
+    pub fn fresh_on(&self, seed: Seed, database: Database) -> Result<Case, Failure> {
         let case = Case::new(self.gate, &self.test, seed, database);
         Ok(Case {
             venue: SimVenue::with_partial_fills(seed).on_clock(&case.clock),

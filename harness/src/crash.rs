@@ -30,16 +30,26 @@ pub enum CrashMode {
     /// The harness SIGKILLs a `book` process right after answering a venue call, wherever
     /// the book is.
     Sigkill,
+    /// The harness SIGKILLs the PostgreSQL server under the book (the postmaster and its
+    /// backends, or the container) at a store operation, restarts it on the same data
+    /// with fsync on, and the book reconnects or fails cleanly, then recovers.
+    Server,
 }
 
 impl CrashMode {
-    pub const ALL: [CrashMode; 3] = [CrashMode::Unwind, CrashMode::Abort, CrashMode::Sigkill];
+    pub const ALL: [CrashMode; 4] = [
+        CrashMode::Unwind,
+        CrashMode::Abort,
+        CrashMode::Sigkill,
+        CrashMode::Server,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             CrashMode::Unwind => "unwind",
             CrashMode::Abort => "abort",
             CrashMode::Sigkill => "sigkill",
+            CrashMode::Server => "server",
         }
     }
 
@@ -50,14 +60,16 @@ impl CrashMode {
     /// The subject a crash of this mode needs.
     pub fn subject(self) -> SubjectKind {
         match self {
-            CrashMode::Unwind => SubjectKind::InProcess,
+            CrashMode::Unwind | CrashMode::Server => SubjectKind::InProcess,
             CrashMode::Abort | CrashMode::Sigkill => SubjectKind::Process,
         }
     }
 
-    /// The sites of this mode in an uninterrupted run.
+    /// The sites of this mode in an uninterrupted run. A server crash strikes at a store
+    /// operation instead (a `server_crash` fault site): none here.
     pub fn sites(self, uninterrupted: &Uninterrupted) -> Vec<CrashSite> {
         match self {
+            CrashMode::Server => Vec::new(),
             CrashMode::Unwind | CrashMode::Abort => uninterrupted.sites.clone(),
             CrashMode::Sigkill => (1..=uninterrupted.venue_calls)
                 .map(|hit| CrashSite {
@@ -156,8 +168,8 @@ pub fn reached(site: &CrashSite, sites: &[CrashSite]) -> Result<(), Failure> {
     ))
 }
 
-/// At most `limit` of `sites`, evenly spread.
-pub fn thinned(sites: Vec<CrashSite>, limit: usize) -> Vec<CrashSite> {
+/// At most `limit` of `sites` (crash sites, fault cases), evenly spread.
+pub fn thinned<T: Clone>(sites: Vec<T>, limit: usize) -> Vec<T> {
     if sites.len() <= limit {
         return sites;
     }

@@ -60,6 +60,10 @@ pub enum StoreFault {
     /// PostgreSQL only, at a commit: the harness terminates the book's backend on the
     /// server (`pg_terminate_backend`), then the commit goes to the dead connection.
     TerminateBackend,
+    /// PostgreSQL only, on a server the case owns: the harness SIGKILLs the server (the
+    /// postmaster and every backend, or the container), restarts it on the same data,
+    /// then the operation goes to the dead connection (the crash gate's server mode).
+    ServerCrash,
 }
 
 impl StoreFault {
@@ -72,6 +76,7 @@ impl StoreFault {
             StoreFault::ConstraintError => "constraint_error".to_owned(),
             StoreFault::Unavailable { operations } => format!("unavailable_{operations}"),
             StoreFault::TerminateBackend => "terminate_backend".to_owned(),
+            StoreFault::ServerCrash => "server_crash".to_owned(),
         }
     }
 
@@ -111,12 +116,13 @@ impl FromStr for StoreFault {
             StoreFault::OutcomeUnknown,
             StoreFault::ConnectionLost,
             StoreFault::Timeout,
-            StoreFault::ConstraintError,
+                        StoreFault::ConstraintError,
             StoreFault::TerminateBackend,
+            StoreFault::ServerCrash,
         ]
         .into_iter()
         .find(|fault| fault.name() == text)
-        .ok_or_else(|| format!("unknown store fault {text:?}: failed_commit, outcome_unknown, connection_lost, timeout, constraint_error, unavailable_N or terminate_backend"))
+        .ok_or_else(|| format!("unknown store fault {text:?}: failed_commit, outcome_unknown, connection_lost, timeout, constraint_error, unavailable_N, terminate_backend or server_crash"))
     }
 }
 
@@ -205,7 +211,8 @@ impl FromStr for FaultCase {
     }
 }
 
-/// Terminates the book's server-side connections (PostgreSQL).
+/// What the harness does to the real server for `terminate_backend` (terminates the
+/// book's connections) or `server_crash` (kills and restarts the server).
 pub type Terminator = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 
 #[derive(Clone, Default)]
@@ -344,16 +351,18 @@ impl StoreFaultPlan {
                     message: injected("the database is unavailable"),
                 })
             }
-            StoreFault::TerminateBackend => match terminator.map(|terminate| terminate()) {
-                // The operation goes on to the dead connection and fails there, for real.
-                Some(Ok(())) => Effect::Pass,
-                Some(Err(error)) => Effect::Fail(StoreError::Other {
-                    message: format!("the harness could not terminate the backend: {error}"),
-                }),
-                None => Effect::Fail(StoreError::Other {
-                    message: "terminate_backend needs a PostgreSQL database".to_owned(),
-                }),
-            },
+            StoreFault::TerminateBackend | StoreFault::ServerCrash => {
+                match terminator.map(|act| act()) {
+                    // The operation goes on to the dead connection and fails there, for real.
+                    Some(Ok(())) => Effect::Pass,
+                    Some(Err(error)) => Effect::Fail(StoreError::Other {
+                        message: format!("the harness could not {}: {error}", fault.name()),
+                    }),
+                    None => Effect::Fail(StoreError::Other {
+                        message: format!("{} needs a PostgreSQL server", fault.name()),
+                    }),
+                }
+            }
         }
     }
 }

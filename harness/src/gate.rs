@@ -43,6 +43,7 @@ pub fn run_mutant(
                     target.0
                 ),
             )),
+            Err(failure) if failure.failed(check::NOT_APPLICABLE) => Err(failure),
             Err(failure) if failure.failed(caught_by) => {
                 println!("mutant {} caught by {caught_by}: {failure}", mutant.name());
                 println!("watch it fail: {}", case.repro().with_test(target.0));
@@ -142,6 +143,18 @@ fn run(
     record.coverage = report::take_coverage().counts;
     // Drop the database (and a cluster only this case used) before reporting.
     drop(case);
+    if let Err(failure) = &result {
+        if failure.checks == [check::NOT_APPLICABLE] {
+            record.outcome = Outcome::Skip;
+            record.detail = Some(failure.message.clone());
+            report::write(&record);
+            println!(
+                "bookproof: not applicable on {backend}: {}",
+                failure.message
+            );
+            return;
+        }
+    }
     if let Err(failure) = result {
         let message = failure.to_string();
         record.outcome = Outcome::Fail;

@@ -26,6 +26,10 @@ pub const REQUIRE_POSTGRES: &str = "BOOKPROOF_REQUIRE_POSTGRES";
 pub const PG_URL: &str = "BOOKPROOF_PG_URL";
 pub const PG_UNAVAILABLE: &str = "BOOKPROOF_PG_UNAVAILABLE";
 pub const PG_IMAGE: &str = "BOOKPROOF_PG_IMAGE";
+/// Which provider served the run's server (`cargo xtask` hands it to the test processes).
+pub const PG_PROVIDER: &str = "BOOKPROOF_PG_PROVIDER";
+/// Only the crash gate's cases of this crash mode run (`--crash-mode`).
+pub const CRASH_MODE: &str = "BOOKPROOF_CRASH_MODE";
 pub const RESULTS_DIR: &str = "BOOKPROOF_RESULTS_DIR";
 pub const BOOK_BIN: &str = "BOOKPROOF_BOOK_BIN";
 pub const OUT_DIR: &str = "BOOKPROOF_OUT_DIR";
@@ -45,6 +49,8 @@ pub const ALL: &[&str] = &[
     PG_URL,
     PG_UNAVAILABLE,
     PG_IMAGE,
+    PG_PROVIDER,
+    CRASH_MODE,
     RESULTS_DIR,
     BOOK_BIN,
     OUT_DIR,
@@ -81,6 +87,10 @@ pub struct Settings {
     pub pg_unavailable: Option<String>,
     /// The image the Docker provider runs (default: the official `postgres:16`).
     pub pg_image: Option<String>,
+    /// Which provider served the run's server.
+    pub pg_provider: Option<crate::database::postgres::Provider>,
+    /// Only the crash gate's cases of this mode run.
+    pub crash_mode: Option<crate::crash::CrashMode>,
     /// Where each case writes its JSON record.
     pub results_dir: Option<PathBuf>,
     /// The `book` binary (or a book in another language speaking the protocol).
@@ -152,6 +162,18 @@ impl Settings {
             pg_url: read(PG_URL).map(parse_url).transpose()?,
             pg_unavailable: lookup(PG_UNAVAILABLE),
             pg_image: lookup(PG_IMAGE).filter(|image| !image.trim().is_empty()),
+            pg_provider: read(PG_PROVIDER)
+                .map(|(variable, value)| {
+                    crate::database::postgres::Provider::parse(&value)
+                        .ok_or_else(|| bad(variable, &value, "url, docker or local"))
+                })
+                .transpose()?,
+            crash_mode: read(CRASH_MODE)
+                .map(|(variable, value)| {
+                    crate::crash::CrashMode::parse(&value)
+                        .ok_or_else(|| bad(variable, &value, "unwind, abort, sigkill or server"))
+                })
+                .transpose()?,
             results_dir: lookup(RESULTS_DIR).map(PathBuf::from),
             book_bin: lookup(BOOK_BIN).map(PathBuf::from),
             out_dir: lookup(OUT_DIR).map(PathBuf::from),

@@ -115,6 +115,14 @@ pub fn provider_parser() -> impl TypedValueParser<Value = harness::database::pos
     PossibleValuesParser::new(names).map(|name| Provider::parse(&name).unwrap_or(Provider::Local))
 }
 
+/// `--crash-mode`: unwind, abort, sigkill or server.
+pub fn crash_mode_parser() -> impl TypedValueParser<Value = harness::crash::CrashMode> {
+    use harness::crash::CrashMode;
+    let names: Vec<&'static str> = CrashMode::ALL.iter().map(|mode| mode.name()).collect();
+    PossibleValuesParser::new(names)
+        .map(|name| CrashMode::parse(&name).unwrap_or(CrashMode::Unwind))
+}
+
 /// The exit code for an argument clap refused: the class of the argument it names.
 fn refused_argument(error: &clap::Error) -> u8 {
     use clap::error::{ContextKind, ContextValue, ErrorKind};

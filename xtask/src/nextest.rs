@@ -39,6 +39,8 @@ pub struct Plan {
     pub partition: Option<Partition>,
     /// Where PostgreSQL must come from (`--postgres`); `None`: the first that answers.
     pub postgres: Option<Provider>,
+    /// Only the crash gate's cases of this mode (`--crash-mode`).
+    pub crash_mode: Option<harness::crash::CrashMode>,
 }
 
 impl Plan {
@@ -62,6 +64,7 @@ impl Plan {
             no_capture: false,
             partition: None,
             postgres: None,
+            crash_mode: None,
         }
     }
 }
@@ -270,6 +273,10 @@ fn set_environment(command: &mut Command, plan: &Plan) {
             plan.mutant.map(|mutant| mutant.name().to_owned()),
         ),
         (settings::SUBJECT, Some(plan.subject.name().to_owned())),
+        (
+            settings::CRASH_MODE,
+            plan.crash_mode.map(|mode| mode.name().to_owned()),
+        ),
         (
             settings::REQUIRE_POSTGRES,
             plan.require_postgres.then(|| "1".to_owned()),

@@ -65,6 +65,11 @@ pub struct Args {
     /// that answers, in that order.
     #[arg(long, value_parser = crate::provider_parser())]
     pub postgres: Option<harness::database::postgres::Provider>,
+    /// The crash gate runs only its cases of this mode: unwind (in process), abort and
+    /// sigkill (a `book` process), server (the PostgreSQL server is killed under the book
+    /// and restarted, fsync on). The others are reported as not applicable.
+    #[arg(long, value_parser = crate::crash_mode_parser())]
+    pub crash_mode: Option<harness::crash::CrashMode>,
 }
 
 pub fn subject_parser() -> impl clap::builder::TypedValueParser<Value = SubjectKind> {
@@ -105,6 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         no_capture: args.no_capture || args.seeds.is_some(),
         partition: args.partition,
         postgres: args.postgres,
+        crash_mode: args.crash_mode,
         ..nextest::Plan::new(false, chosen, backends)
     };
     match args.repeat {

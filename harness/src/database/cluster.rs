@@ -19,6 +19,8 @@ pub const CLUSTER_DIR_PREFIX: &str = "bookproof-pg-";
 const PG_CTL_TIMEOUT_S: u32 = 60;
 /// A free port can be taken between the probe and the bind: tried this often.
 const START_ATTEMPTS_MAX: u32 = 3;
+/// A crashed server's backends may hold its shared memory for a moment: starts tried.
+const RESTART_ATTEMPTS_MAX: u32 = 20;
 
 static CLUSTER_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -121,6 +123,8 @@ pub struct LocalCluster {
     port: u16,
     start_millis: u128,
     run_as: Option<(u32, u32)>,
+    /// fsync and full page writes on (a cluster the crash gate kills).
+    durable: bool,
 }
 
 impl LocalCluster {
@@ -132,9 +136,19 @@ impl LocalCluster {
 
     /// [`LocalCluster::start`] with the server programs in `binaries`.
     pub fn start_with(binaries: PgBinaries) -> Result<LocalCluster, String> {
+        LocalCluster::start_with_durability(binaries, false)
+    }
+
+    /// A cluster that keeps fsync on (for crashing it: what it acknowledged must survive).
+    pub fn start_durable() -> Result<LocalCluster, String> {
+        LocalCluster::start_with_durability(PgBinaries::find()?, true)
+    }
+
+    fn start_with_durability(binaries: PgBinaries, durable: bool) -> Result<LocalCluster, String> {
         sweep_stale_clusters();
         let started = Instant::now();
         let mut cluster = LocalCluster::prepare(binaries)?;
+        cluster.durable = durable;
         cluster.init()?;
         let mut last_error = String::new();
         for _attempt in 0..START_ATTEMPTS_MAX {
@@ -183,6 +197,7 @@ impl LocalCluster {
             port: 0,
             start_millis: 0,
             run_as,
+            durable: false,
         })
     }
 
@@ -207,9 +222,20 @@ impl LocalCluster {
 
     fn start_server(&mut self) -> Result<(), String> {
         let port = free_port()?;
+        self.start_on(port)?;
+        self.port = port;
+        Ok(())
+    }
+
+    /// `pg_ctl start` on `port`; durable clusters keep fsync and full page writes on.
+    fn start_on(&self, port: u16) -> Result<(), String> {
+        let speed = if self.durable {
+            ""
+        } else {
+            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        };
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=300",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300{speed}",
             self.directory.display()
         );
         let data = self.data_dir();
@@ -229,9 +255,50 @@ impl LocalCluster {
                 timeout.as_ref(),
                 "start".as_ref(),
             ],
-        )?;
-        self.port = port;
-        Ok(())
+        )
+    }
+
+    /// The server crashes: the postmaster and every backend are SIGKILLed, as a machine
+    /// losing power would leave them (nothing flushed, nothing shut down). Then it starts
+    /// again on the same data directory and port and recovers from its write-ahead log.
+    /// A backend still dying holds the shared memory for a moment: the start is tried
+    /// again, a bounded number of times.
+    pub fn crash_and_restart(&self) -> Result<(), String> {
+        let postmaster = self
+            .server_pid()
+            .ok_or("no postmaster.pid: the server is not running")?;
+        // The postmaster first, so that it cannot react to its children's deaths; a
+        // backend that exits on its own meanwhile makes `kill` report it, which is fine:
+        // the restart below fails while anything of the old server lives.
+        let mut pids = vec![postmaster];
+        pids.extend(children_of(postmaster));
+        Command::new("kill")
+            .arg("-KILL")
+            .args(pids.iter().map(u32::to_string))
+            .stderr(Stdio::null())
+            .status()
+            .map_err(|error| format!("cannot run kill: {error}"))?;
+        let mut last_error = String::new();
+        for _attempt in 0..RESTART_ATTEMPTS_MAX {
+            match self.start_on(self.port).and_then(|()| self.accepting()) {
+                Ok(()) => return Ok(()),
+                Err(error) => last_error = error,
+            }
+        }
+        Err(format!(
+            "the cluster did not restart after the crash: {last_error}"
+        ))
+    }
+
+    /// Connects once the server accepts (the store's bounded backoff), or says why not
+    /// with the server log's tail.
+    fn accepting(&self) -> Result<(), String> {
+        let mut options = book::store::PostgresOptions::new(self.url("postgres").expose());
+        options.connect_attempts_max = 6;
+        options.backoff_initial_ms = 50;
+        book::store::PostgresStore::connect(options)
+            .map(drop)
+            .map_err(|error| format!("{error}\n{}", self.log_tail()))
     }
 
     /// A URL for `database` (trust authentication: no password).
@@ -367,6 +434,7 @@ pub fn sweep_stale_clusters() {
             directory: directory.clone(),
             port: 0,
             start_millis: 0,
+            durable: false,
         };
         // Dropping it stops the server, if one runs, and removes the directory.
         drop(stale);
@@ -377,7 +445,25 @@ pub fn sweep_stale_clusters() {
     }
 }
 
-fn free_port() -> Result<u16, String> {
+/// The processes whose parent is `parent` (a postmaster's backends), from /proc.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+            let after = stat.rsplit_once(')')?.1;
+            let ppid: u32 = after.split_whitespace().nth(1)?.parse().ok()?;
+            (ppid == parent).then_some(pid)
+        })
+        .collect()
+}
+
+pub(crate) fn free_port() -> Result<u16, String> {
     let listener = TcpListener::bind("127.0.0.1:0")
         .map_err(|error| format!("cannot find a free port: {error}"))?;
     listener

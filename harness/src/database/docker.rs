@@ -48,27 +48,36 @@ impl PostgresContainer {
     /// Starts `image` and waits until it accepts connections. Errors say why (no engine,
     /// no such image and no registry to pull it from, a server that never came up).
     pub fn start(image: &str) -> Result<PostgresContainer, String> {
+        PostgresContainer::start_with(image, false)
+    }
+
+    /// [`PostgresContainer::start`]; `durable` keeps fsync and full page writes on (a
+    /// server the crash gate kills). The host port is fixed when the container is made, so
+    /// that it stays the same across a restart.
+    pub fn start_with(image: &str, durable: bool) -> Result<PostgresContainer, String> {
         sweep_stale_containers();
         let (name, tag) = split_image(image);
-        let started = Instant::now();
-        let container = GenericImage::new(name, tag)
-            .with_exposed_port(PORT.tcp())
-            .with_wait_for(WaitFor::message_on_stderr(
-                "database system is ready to accept connections",
-            ))
-            .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust")
-            .with_label(OWNER_LABEL, std::process::id().to_string())
-            .with_cmd([
-                "postgres",
+        let host_port = super::cluster::free_port()?;
+        let mut command = vec!["postgres", "-c", "max_connections=300"];
+        if !durable {
+            command.extend([
                 "-c",
                 "fsync=off",
                 "-c",
                 "synchronous_commit=off",
                 "-c",
                 "full_page_writes=off",
-                "-c",
-                "max_connections=300",
-            ])
+            ]);
+        }
+        let started = Instant::now();
+        let container = GenericImage::new(name, tag)
+            .with_wait_for(WaitFor::message_on_stderr(
+                "database system is ready to accept connections",
+            ))
+            .with_mapped_port(host_port, PORT.tcp())
+            .with_env_var("POSTGRES_HOST_AUTH_METHOD", "trust")
+            .with_label(OWNER_LABEL, std::process::id().to_string())
+            .with_cmd(command)
             .with_startup_timeout(std::time::Duration::from_secs(STARTUP_TIMEOUT_S))
             .start()
             .map_err(|error| format!("the container from image {image} did not start: {error}"))?;
@@ -98,6 +107,27 @@ impl PostgresContainer {
         PostgresStore::connect(options)
             .map(drop)
             .map_err(|error| format!("the container never accepted a connection: {error}"))
+    }
+
+    /// The server crashes: `docker kill` (SIGKILL to the postmaster, the container's first
+    /// process; every backend dies with it), then the same container starts again on its
+    /// own data and recovers from its write-ahead log.
+    pub fn crash_and_restart(&self) -> Result<(), String> {
+        let id = self.container.id();
+        for arguments in [["kill", id], ["wait", id], ["start", id]] {
+            let output = Command::new("docker")
+                .args(arguments)
+                .output()
+                .map_err(|error| format!("cannot run docker {}: {error}", arguments[0]))?;
+            if !output.status.success() {
+                return Err(format!(
+                    "docker {} {id} failed: {}",
+                    arguments[0],
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ));
+            }
+        }
+        self.wait_until_accepting()
     }
 
     /// A URL for `database` (trust authentication: no password).

@@ -41,13 +41,13 @@ pub struct Server {
     admin_url: SecretUrl,
     /// What provided it, for the report (never a password).
     pub source: String,
+    pub provider: Provider,
     /// Held so that the cluster or container stops when the last case using it is done.
     _owned: Option<Owned>,
 }
 
 /// A server the harness started, stopped (and removed) when dropped.
 #[derive(Debug)]
-#[allow(dead_code, reason = "held for its Drop")]
 enum Owned {
     Cluster(LocalCluster),
     Container(PostgresContainer),
@@ -60,8 +60,55 @@ impl Server {
         Server {
             admin_url: url,
             source,
+            provider: Provider::Url,
             _owned: None,
         }
+    }
+
+    /// A durable server (fsync on) of the caller's own, from `provider` (a local cluster
+    /// or a container), for a check that crashes it; stopped when dropped.
+    pub fn start_own(provider: Provider) -> Result<Server, String> {
+        match provider {
+            Provider::Url => Err(format!(
+                "a server given by {} is not the harness's to crash",
+                settings::PG_URL
+            )),
+            Provider::Local => {
+                let cluster = LocalCluster::start_durable()?;
+                Ok(Server {
+                    admin_url: cluster.url("postgres"),
+                    source: format!("a durable local cluster on 127.0.0.1:{}", cluster.port()),
+                    provider,
+                    _owned: Some(Owned::Cluster(cluster)),
+                })
+            }
+            Provider::Docker => {
+                let image = Settings::get().pg_image.as_deref().unwrap_or(DEFAULT_IMAGE);
+                let container = PostgresContainer::start_with(image, true)?;
+                Ok(Server {
+                    admin_url: container.url("postgres"),
+                    source: format!(
+                        "a durable container from {image} on 127.0.0.1:{}",
+                        container.port()
+                    ),
+                    provider,
+                    _owned: Some(Owned::Container(container)),
+                })
+            }
+        }
+    }
+
+    /// Kills and restarts this server (see `LocalCluster::crash_and_restart`,
+    /// `PostgresContainer::crash_and_restart`), for the `server_crash` fault; `None` for a
+    /// server the harness did not start.
+    pub fn crasher(self: &Arc<Server>) -> Option<crate::faults::Terminator> {
+        self._owned.as_ref()?;
+        let server = Arc::clone(self);
+        Some(Arc::new(move || match &server._owned {
+            Some(Owned::Cluster(cluster)) => cluster.crash_and_restart(),
+            Some(Owned::Container(container)) => container.crash_and_restart(),
+            None => Err("not the harness's server".to_owned()),
+        }))
     }
 
     /// The source with `notes` (what else was found or tried) appended.
@@ -120,6 +167,10 @@ pub(super) fn prepare_run(run: &mut RunDatabases, provider: Option<Provider>) {
         Ok(server) => {
             run.environment
                 .push((settings::PG_URL, server.admin_url().clone()));
+            run.environment.push((
+                settings::PG_PROVIDER,
+                SecretUrl::new(server.provider.name()),
+            ));
             run.sources.push((Backend::Postgres, server.source.clone()));
             run.hold(Box::new(server));
         }
@@ -198,6 +249,7 @@ fn find_server(settings: &Settings, forced: Option<Provider>) -> Result<Server, 
             Ok(Server {
                 admin_url: cluster.url("postgres"),
                 source,
+                provider: Provider::Local,
                 _owned: Some(Owned::Cluster(cluster)),
             }
             .noted(&notes))
@@ -227,6 +279,7 @@ fn container_server(settings: &Settings) -> Result<Server, String> {
     Ok(Server {
         admin_url: container.url("postgres"),
         source,
+        provider: Provider::Docker,
         _owned: Some(Owned::Container(container)),
     })
 }
