@@ -535,6 +535,6 @@ mod tests {
         let client = server_dir(root.path(), "client", &["pg_ctl", "psql"]);
         let error = PgBinaries::find_in(Some(client), &[], None).expect_err("no server");
         assert!(error.contains("no PostgreSQL server programs"), "{error}");
-        assert!(error.contains("BOOKPROOF_PG_URL"), "{error}");
+        assert!(error.contains(settings::PG_URL), "{error}");
     }
 }
