@@ -322,25 +322,28 @@ fn batch_floor_sqlite() -> Duration {
     let first = last_seq(&connection) + 1;
     let start = Instant::now();
     let transaction = connection.transaction().expect("begin");
-    {
-        let mut insert = transaction
-            .prepare(&INSERT_EVENT.replace('$', "?"))
-            .expect("prepare");
-        for index in 0..BATCH {
-            insert
-                .execute(rusqlite::params![
-                    "run-bench",
-                    first + index as i64,
-                    0,
-                    "fill",
-                    "fill.recorded",
-                    payload(index).to_string()
-                ])
-                .expect("insert");
-        }
-    }
+    insert_events(&transaction, first, BATCH);
     transaction.commit().expect("commit");
     start.elapsed()
+}
+
+/// `count` events from seq `first` on, each its own prepared INSERT (ts = its index).
+fn insert_events(transaction: &rusqlite::Transaction<'_>, first: i64, count: usize) {
+    let mut insert = transaction
+        .prepare(&INSERT_EVENT.replace('$', "?"))
+        .expect("prepare");
+    for index in 0..count {
+        insert
+            .execute(rusqlite::params![
+                "run-bench",
+                first + index as i64,
+                index as i64,
+                "fill",
+                "fill.recorded",
+                payload(index).to_string()
+            ])
+            .expect("insert");
+    }
 }
 
 fn last_seq(connection: &rusqlite::Connection) -> i64 {
@@ -467,29 +470,13 @@ fn big_book() -> (Database, u64) {
         rusqlite::Connection::open(database.sqlite_path().expect("a SQLite file")).expect("open");
     let first = last_seq(&connection) + 1;
     let transaction = connection.transaction().expect("begin");
-    {
-        let mut insert = transaction
-            .prepare(&INSERT_EVENT.replace('$', "?"))
-            .expect("prepare");
-        for index in 0..DUMP_ROWS {
-            insert
-                .execute(rusqlite::params![
-                    "run-bench",
-                    first + index as i64,
-                    index as i64,
-                    "fill",
-                    "fill.recorded",
-                    payload(index).to_string()
-                ])
-                .expect("insert");
-        }
-        transaction
-            .execute(
-                "UPDATE runs SET last_seq = ?1 WHERE run_id = 'run-bench'",
-                [first + DUMP_ROWS as i64 - 1],
-            )
-            .expect("last seq");
-    }
+    insert_events(&transaction, first, DUMP_ROWS);
+    transaction
+        .execute(
+            "UPDATE runs SET last_seq = ?1 WHERE run_id = 'run-bench'",
+            [first + DUMP_ROWS as i64 - 1],
+        )
+        .expect("last seq");
     transaction.commit().expect("commit");
     let mut store = database.connect().expect("connect");
     let bytes = harness::dump::dump(store.as_mut())

@@ -90,26 +90,18 @@ struct Estimate {
 /// Every bench under `criterion/` (`GROUP/.../new/{benchmark,estimates}.json`), by id.
 fn read_all(criterion: &Path) -> anyhow::Result<BTreeMap<String, Measured>> {
     let mut measured = BTreeMap::new();
-    let mut pending = vec![criterion.to_owned()];
-    while let Some(directory) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&directory) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path
+    for path in crate::pg_image::files_under(criterion) {
+        let in_new = path
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|name| name == "new");
+        if in_new
+            && path
                 .file_name()
                 .is_some_and(|name| name == "benchmark.json")
-                && path
-                    .parent()
-                    .and_then(Path::file_name)
-                    .is_some_and(|name| name == "new")
-            {
-                let (id, result) = read_one(&path)?;
-                measured.insert(id, result);
-            }
+        {
+            let (id, result) = read_one(&path)?;
+            measured.insert(id, result);
         }
     }
     Ok(measured)

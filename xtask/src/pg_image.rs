@@ -175,7 +175,8 @@ fn share_dir(binaries: &PgBinaries) -> anyhow::Result<PathBuf> {
     )
 }
 
-fn files_under(directory: &Path) -> Vec<PathBuf> {
+/// Every file below `directory`, at any depth (unreadable directories are passed over).
+pub fn files_under(directory: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut pending = vec![directory.to_owned()];
     while let Some(directory) = pending.pop() {

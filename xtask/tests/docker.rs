@@ -133,20 +133,27 @@ fn a_run_through_docker_removes_its_container_and_volumes() {
     );
 }
 
-#[test]
-fn an_interrupted_run_removes_its_container() {
-    let Some(image) = image() else { return };
+/// Starts a run, waits for its container, sends `signal` to its whole process group (as a
+/// terminal does) and waits for it to end. Returns its pid.
+fn signalled_run(image: &str, signal: &str) -> u32 {
     let out = tempfile::tempdir().expect("temp dir");
     let since = now().saturating_sub(1);
-    let mut child = spawn_verify(&image, "every_table_round_trips", out.path());
+    let mut child = spawn_verify(image, "every_table_round_trips", out.path());
     let pid = child.id();
     let started = wait_for_start(pid, since);
-    // Ctrl-C: SIGINT to the whole process group.
     let _ = Command::new("kill")
-        .args(["-INT", "--", &format!("-{pid}")])
+        .args([signal, "--", &format!("-{pid}")])
         .status();
     let _ = child.wait();
     assert!(started.is_some(), "the run never started a container");
+    pid
+}
+
+#[test]
+fn an_interrupted_run_removes_its_container() {
+    let Some(image) = image() else { return };
+    // Ctrl-C.
+    let pid = signalled_run(&image, "-INT");
     assert_eq!(
         containers_of(pid),
         Vec::<String>::new(),
@@ -157,16 +164,7 @@ fn an_interrupted_run_removes_its_container() {
 #[test]
 fn a_killed_runs_container_is_swept_at_the_next_start() {
     let Some(image) = image() else { return };
-    let out = tempfile::tempdir().expect("temp dir");
-    let since = now().saturating_sub(1);
-    let mut child = spawn_verify(&image, "every_table_round_trips", out.path());
-    let pid = child.id();
-    let started = wait_for_start(pid, since);
-    let _ = Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pid}")])
-        .status();
-    let _ = child.wait();
-    assert!(started.is_some(), "the run never started a container");
+    let pid = signalled_run(&image, "-KILL");
     assert!(
         !containers_of(pid).is_empty(),
         "a SIGKILLed run cannot have removed its container"
