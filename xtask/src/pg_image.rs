@@ -257,6 +257,11 @@ fn import(root: &Path, tag: &str) -> anyhow::Result<()> {
             "CMD [\"postgres\"]",
             "--change",
             "EXPOSE 5432",
+            // The data on a volume (filled from the image when the container is made),
+            // not in the container's layered file system: several times faster, and it
+            // survives `docker kill` + `docker start`. Removed with the container.
+            "--change",
+            "VOLUME [\"/var/lib/postgresql/data\"]",
             "-",
             tag,
         ])

@@ -117,6 +117,7 @@ fn now() -> u64 {
 fn a_run_through_docker_removes_its_container_and_volumes() {
     let Some(image) = image() else { return };
     let out = tempfile::tempdir().expect("temp dir");
+    let since = now().saturating_sub(1);
     let mut child = spawn_verify(&image, "fresh_database_gets_every_migration", out.path());
     let pid = child.id();
     let status = child.wait().expect("wait for the xtask");
@@ -131,6 +132,66 @@ fn a_run_through_docker_removes_its_container_and_volumes() {
         Vec::<String>::new(),
         "containers left behind"
     );
+    let volumes = volumes_mounted_by(pid, since);
+    assert!(
+        !volumes.is_empty(),
+        "the run's container mounted no volume (the image keeps its data on one)"
+    );
+    for volume in volumes {
+        let exists = Command::new("docker")
+            .args(["volume", "inspect", &volume])
+            .output()
+            .is_ok_and(|output| output.status.success());
+        assert!(!exists, "volume {volume} was left behind");
+    }
+}
+
+/// The volumes the containers of run `pid` mounted, from the engine's event log since
+/// `since` (read after the fact: nothing races the run's own cleanup).
+fn volumes_mounted_by(pid: u32, since: u64) -> Vec<String> {
+    let events = |filters: &[String], format: &str| -> Vec<String> {
+        let output = Command::new("docker")
+            .args([
+                "events",
+                "--since",
+                &since.to_string(),
+                "--until",
+                &now().to_string(),
+            ])
+            .args(
+                filters
+                    .iter()
+                    .flat_map(|filter| ["--filter", filter.as_str()]),
+            )
+            .args(["--format", format])
+            .output()
+            .expect("docker events");
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let containers = events(
+        &[
+            "type=container".to_owned(),
+            "event=start".to_owned(),
+            format!("label={OWNER_LABEL}={pid}"),
+        ],
+        "{{.Actor.ID}}",
+    );
+    events(
+        &["type=volume".to_owned(), "event=mount".to_owned()],
+        "{{.Actor.ID}} {{index .Actor.Attributes \"container\"}}",
+    )
+    .into_iter()
+    .filter_map(|line| {
+        let (volume, container) = line.split_once(' ')?;
+        containers
+            .iter()
+            .any(|id| id == container)
+            .then(|| volume.to_owned())
+    })
+    .collect()
 }
 
 /// Starts a run, waits for its container, sends `signal` to its whole process group (as a

@@ -88,8 +88,8 @@ impl Server {
                 Ok(Server {
                     admin_url: container.url("postgres"),
                     source: format!(
-                        "a durable container from {image} on 127.0.0.1:{}",
-                        container.port()
+                        "a durable container from {image} on {}",
+                        container.address()
                     ),
                     provider,
                     _owned: Some(Owned::Container(container)),
@@ -272,8 +272,8 @@ fn container_server(settings: &Settings) -> Result<Server, String> {
     let container = PostgresContainer::start(image)
         .map_err(|error| format!("a Docker engine answers at {engine}, but {error}"))?;
     let source = format!(
-        "a PostgreSQL container from image {image} on 127.0.0.1:{} (started in {} ms; testcontainers, Docker engine at {engine})",
-        container.port(),
+        "a PostgreSQL container from image {image} on {} (started in {} ms; testcontainers, Docker engine at {engine})",
+        container.address(),
         container.start_millis()
     );
     Ok(Server {
