@@ -100,9 +100,9 @@ fn recording_fails_after_the_venue_accepted(case: &Case) -> Check {
     Ok(())
 }
 
-fn one_failed_recording(case: &Case, fault: &FaultCase) -> Check {
-    let plan = StoreFaultPlan::armed(fault.clone(), None);
-    let mut book = open_with(case, &plan)?;
+/// A signal whose recording fails is answered `outcome_unknown`, and the next signal is
+/// refused: nothing is placed after an unknown outcome.
+fn unknown_then_refused(case: &Case, book: &mut dyn Subject) -> Check {
     let answer = book.submit(&signal("w-1", Side::Buy, 2));
     ensure!(
         "outcome_unknown",
@@ -117,11 +117,18 @@ fn one_failed_recording(case: &Case, fault: &FaultCase) -> Check {
     );
     refused(
         case,
-        book.as_mut(),
+        book,
         &signal("w-2", Side::Buy, 1),
         "nothing_placed_after_unknown_outcome",
         "after an unknown outcome",
-    )?;
+    )
+    .map(drop)
+}
+
+fn one_failed_recording(case: &Case, fault: &FaultCase) -> Check {
+    let plan = StoreFaultPlan::armed(fault.clone(), None);
+    let mut book = open_with(case, &plan)?;
+    unknown_then_refused(case, book.as_mut())?;
     let tripped = breaker(book.as_mut())?;
     ensure!(
         "breaker_tripped",
@@ -187,25 +194,7 @@ fn one_failed_recording(case: &Case, fault: &FaultCase) -> Check {
 fn nothing_is_placed_before_recovery_after_a_restart(case: &Case) -> Check {
     let plan = StoreFaultPlan::armed(fault(&format!("unavailable_200@sql:{RECORDING}"))?, None);
     let mut book = open_with(case, &plan)?;
-    let answer = book.submit(&signal("w-1", Side::Buy, 2));
-    ensure!(
-        "outcome_unknown",
-        matches!(
-            &answer,
-            Err(Problem {
-                kind: ProblemKind::OutcomeUnknown,
-                ..
-            })
-        ),
-        "the recording failed but the book answered {answer:?}"
-    );
-    refused(
-        case,
-        book.as_mut(),
-        &signal("w-2", Side::Buy, 1),
-        "nothing_placed_after_unknown_outcome",
-        "after an unknown outcome",
-    )?;
+    unknown_then_refused(case, book.as_mut())?;
     drop(book);
     plan.disarm();
     let mut book = case.open()?;

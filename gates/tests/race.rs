@@ -99,10 +99,6 @@ fn attempt_signal(strategy: &str, window: &str, index: usize, size: i64) -> Sign
     }
 }
 
-fn submit(handle: &mut dyn Subject, signal: &Signal) -> race::Attempt {
-    race::submit_retrying(handle, signal)
-}
-
 /// Trips the breaker as an operator does: a serialization conflict (the trip lost a race
 /// with the placements' writes, nothing written) is tried again, a bounded number of times.
 fn trip_retrying(handle: &mut dyn Subject) -> Result<(), Problem> {
@@ -143,7 +139,7 @@ fn one_hundred_entries_into_one_window(case: &Case) -> Check {
         roomy(&mut options);
         let mut racers: Racers = race::open(&fresh, ENTRIES, options)?;
         let raced = race::race(&mut racers, start, |index, handle| {
-            submit(
+            race::submit_retrying(
                 handle,
                 &attempt_signal(&strategy, "w-race", index, sizes[index]),
             )
@@ -192,7 +188,7 @@ fn opens_against_a_limit(case: &Case) -> Check {
         }
         let mut racers = race::open(&fresh, OPENS, options)?;
         let raced = race::race(&mut racers, start, |index, handle| {
-            submit(
+            race::submit_retrying(
                 handle,
                 &attempt_signal("opens", &format!("w-{index}"), index, 2),
             )
@@ -239,14 +235,14 @@ fn a_trip_racing_placements(case: &Case) -> Check {
                 let own: Vec<race::Attempt> = (0..before_trip)
                     .map(|own| {
                         let window = format!("w-tripper-{own}");
-                        submit(handle, &attempt_signal("tripper", &window, own, 1))
+                        race::submit_retrying(handle, &attempt_signal("tripper", &window, own, 1))
                     })
                     .collect();
                 let tripped = trip_retrying(handle);
                 // Nothing may start from here on: what the venue has now is final.
                 return Act::Tripped(tripped, venue.placements().len(), own);
             }
-            Act::Submitted(submit(
+            Act::Submitted(race::submit_retrying(
                 handle,
                 &attempt_signal("trip", &format!("w-{index}"), index, 1),
             ))
@@ -298,7 +294,9 @@ fn check_then_set_is_forced(case: &Case) -> Check {
     let raced = race::race(
         &mut racers,
         Start::InTurn(BEFORE_RESERVE),
-        |index, handle| submit(handle, &attempt_signal("forced", "w-forced", index, 1)),
+        |index, handle| {
+            race::submit_retrying(handle, &attempt_signal("forced", "w-forced", index, 1))
+        },
     )?;
     let tallied = race::tally(
         &raced.results,

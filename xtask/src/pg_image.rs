@@ -134,7 +134,7 @@ fn initialise(data: &Path, bindir: &Path, uid: u32, gid: u32) -> anyhow::Result<
             "--no-sync",
         ])
         .stdout(Stdio::null());
-    if is_root() {
+    if harness::database::is_root() {
         // PostgreSQL refuses to run as root.
         initdb.uid(uid).gid(gid);
     }
@@ -149,14 +149,9 @@ fn initialise(data: &Path, bindir: &Path, uid: u32, gid: u32) -> anyhow::Result<
     Ok(())
 }
 
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").is_ok_and(|metadata| metadata.uid() == 0)
-}
-
-/// The shared files: `pg_config --sharedir` when it matches the server's version, else
-/// the distributions' place beside the bindir (`/usr/lib/postgresql/N` ->
-/// `/usr/share/postgresql/N`).
+/// The shared files: the distributions' place for the server's version
+/// (`/usr/lib/postgresql/N` -> `/usr/share/postgresql/N`), else `share` beside the bindir's
+/// parent (a source build's layout).
 fn share_dir(binaries: &PgBinaries) -> anyhow::Result<PathBuf> {
     let install = binaries.bindir.parent().context("bindir has no parent")?;
     if let Some(version) = install.file_name().and_then(|name| name.to_str()) {
@@ -278,14 +273,5 @@ fn import(root: &Path, tag: &str) -> anyhow::Result<()> {
 
 /// The uid and gid the image's `postgres` user gets: this machine's, else 999.
 fn postgres_ids() -> (u32, u32) {
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    passwd
-        .lines()
-        .find_map(|line| {
-            let fields: Vec<&str> = line.split(':').collect();
-            (fields.first() == Some(&"postgres") && fields.len() > 3)
-                .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
-                .flatten()
-        })
-        .unwrap_or((999, 999))
+    harness::database::user_ids("postgres").unwrap_or((999, 999))
 }

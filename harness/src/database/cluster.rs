@@ -293,11 +293,7 @@ impl LocalCluster {
     /// Connects once the server accepts (the store's bounded backoff), or says why not
     /// with the server log's tail.
     fn accepting(&self) -> Result<(), String> {
-        let mut options = book::store::PostgresOptions::new(self.url("postgres").expose());
-        options.connect_attempts_max = 6;
-        options.backoff_initial_ms = 50;
-        book::store::PostgresStore::connect(options)
-            .map(drop)
+        super::accepting(&self.url("postgres"), 6)
             .map_err(|error| format!("{error}\n{}", self.log_tail()))
     }
 
@@ -472,7 +468,8 @@ pub(crate) fn free_port() -> Result<u16, String> {
         .map_err(|error| format!("cannot find a free port: {error}"))
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root (PostgreSQL refuses to).
+pub fn is_root() -> bool {
     // The owner of our own /proc entry is our effective uid.
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self")
@@ -481,7 +478,7 @@ fn is_root() -> bool {
 }
 
 /// (uid, gid) of a user, from /etc/passwd.
-fn user_ids(user: &str) -> Option<(u32, u32)> {
+pub fn user_ids(user: &str) -> Option<(u32, u32)> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|line| {
         let fields: Vec<&str> = line.split(':').collect();

@@ -10,7 +10,6 @@
 use std::process::Command;
 use std::time::Instant;
 
-use book::store::{PostgresOptions, PostgresStore};
 use testcontainers::core::{IntoContainerPort, WaitFor};
 use testcontainers::runners::SyncRunner;
 use testcontainers::{Container, GenericImage, ImageExt};
@@ -120,11 +119,7 @@ impl PostgresContainer {
     /// temporary server on a socket only): connect for real, with the store's bounded
     /// backoff, before handing the server out.
     fn wait_until_accepting(&self) -> Result<(), String> {
-        let mut options = PostgresOptions::new(self.url("postgres").expose());
-        options.connect_attempts_max = 10;
-        options.backoff_initial_ms = 50;
-        PostgresStore::connect(options)
-            .map(drop)
+        super::accepting(&self.url("postgres"), 10)
             .map_err(|error| format!("the container never accepted a connection: {error}"))
     }
 

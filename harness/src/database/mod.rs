@@ -13,7 +13,7 @@ use std::path::Path;
 
 use book::store::{Backend, Store, StoreError};
 
-pub use self::cluster::{LocalCluster, PgBinaries, CLUSTER_DIR_PREFIX};
+pub use self::cluster::{is_root, user_ids, LocalCluster, PgBinaries, CLUSTER_DIR_PREFIX};
 use crate::secret::SecretUrl;
 
 /// Why a backend cannot run here (the report's "skipped" reason).
@@ -133,4 +133,13 @@ impl fmt::Display for Database {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(formatter)
     }
+}
+
+/// Connects to a server that is starting, with the store's bounded backoff (`attempts`
+/// tries, from 50 ms, doubling): `Ok` once it accepts.
+pub(crate) fn accepting(url: &SecretUrl, attempts: u32) -> Result<(), StoreError> {
+    let mut options = book::store::PostgresOptions::new(url.expose());
+    options.connect_attempts_max = attempts;
+    options.backoff_initial_ms = 50;
+    book::store::PostgresStore::connect(options).map(drop)
 }
