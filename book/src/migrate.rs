@@ -116,6 +116,9 @@ pub struct MigrationReport {
     pub applied_versions: Vec<i64>,
 }
 
+/// The name of a migration's crash points (`migrate.before_commit#N`).
+pub const CRASH_NAME: &str = "migrate";
+
 const CREATE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version  BIGINT PRIMARY KEY,
     name     TEXT NOT NULL,
@@ -230,7 +233,7 @@ fn apply(
             Value::Text(migration.checksum()),
         ],
     )?;
-    crash::commit(transaction, crash_plan, "migrate")
+    crash::commit(transaction, crash_plan, CRASH_NAME)
 }
 
 /// Runs the down steps of every applied migration newer than `target_version`, newest

@@ -226,7 +226,14 @@ pub fn crashed_at(
     scenario: &Scenario,
     crash: &CrashCase,
 ) -> Result<Run, Failure> {
-    let case = template.fresh(seed)?;
+    // A crash inside the migration needs a database that still migrates; any other starts
+    // from one migrated already (the uninterrupted run it must equal migrated its own).
+    let migrates = |site: &CrashSite| matches!(&site.point, protocol::CrashPoint::Commit { transaction, .. } if transaction == book::migrate::CRASH_NAME);
+    let case = if migrates(&crash.site) || crash.in_recovery.as_ref().is_some_and(migrates) {
+        template.fresh(seed)?
+    } else {
+        template.fresh_migrated(seed)?
+    };
     // A process subject crashes its own way (an abort, or the harness's SIGKILL); the
     // firing here is for the in-process book.
     let on_restart = match &crash.in_recovery {

@@ -33,6 +33,9 @@ pub const CRASH_MODE: &str = "BOOKPROOF_CRASH_MODE";
 pub const RESULTS_DIR: &str = "BOOKPROOF_RESULTS_DIR";
 pub const BOOK_BIN: &str = "BOOKPROOF_BOOK_BIN";
 pub const OUT_DIR: &str = "BOOKPROOF_OUT_DIR";
+/// Where cases' SQLite files live (default: `/dev/shm` where it exists, see
+/// `database/sqlite.rs`).
+pub const SQLITE_DIR: &str = "BOOKPROOF_SQLITE_DIR";
 
 /// Every variable this module reads, for `--help` texts and checks.
 pub const ALL: &[&str] = &[
@@ -54,6 +57,7 @@ pub const ALL: &[&str] = &[
     RESULTS_DIR,
     BOOK_BIN,
     OUT_DIR,
+    SQLITE_DIR,
 ];
 
 /// The seed a case uses when none is given.
@@ -97,6 +101,8 @@ pub struct Settings {
     pub book_bin: Option<PathBuf>,
     /// Where `cargo xtask` writes its reports (default `target/bookproof`).
     pub out_dir: Option<PathBuf>,
+    /// Where cases' SQLite files live.
+    pub sqlite_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -177,6 +183,9 @@ impl Settings {
             results_dir: lookup(RESULTS_DIR).map(PathBuf::from),
             book_bin: lookup(BOOK_BIN).map(PathBuf::from),
             out_dir: lookup(OUT_DIR).map(PathBuf::from),
+            sqlite_dir: lookup(SQLITE_DIR)
+                .filter(|dir| !dir.trim().is_empty())
+                .map(PathBuf::from),
         })
     }
 

@@ -83,7 +83,14 @@ pub trait CaseDatabase: Send + Sync + fmt::Display {
 }
 
 /// A fresh, empty database for one case on some backend.
-pub struct Database(Box<dyn CaseDatabase>);
+pub struct Database {
+    /// The harness's own connection for reading the book ([`Database::read`]), opened on
+    /// first use and kept: a dump after every step would otherwise pay a connection (and,
+    /// on SQLite, a parse of the schema; on PostgreSQL, a new backend) each time. Declared
+    /// first so that it closes before the database is removed.
+    reader: std::sync::Mutex<Option<Box<dyn Store>>>,
+    provider: Box<dyn CaseDatabase>,
+}
 
 impl Database {
     pub fn create(backend: Backend) -> Result<Database, Unavailable> {
@@ -91,47 +98,98 @@ impl Database {
             Backend::Sqlite => Box::new(sqlite::SqliteDatabase::create()?),
             Backend::Postgres => Box::new(postgres::PostgresDatabase::create()?),
         };
-        Ok(Database(database))
+        Ok(Database::from_provider(database))
+    }
+
+    /// A fresh database already at the book's latest schema, as if the reference book had
+    /// opened on an empty one and migrated it (SQLite: a copy of a file migrated once per
+    /// process; PostgreSQL: as [`Database::create`], then migrated). For cases whose
+    /// subject is the reference book and that do not crash inside its migration: they
+    /// skip the work every other case already does.
+    pub fn create_migrated(backend: Backend) -> Result<Database, Unavailable> {
+        match backend {
+            Backend::Sqlite => Ok(Database::from_provider(Box::new(
+                sqlite::SqliteDatabase::create_migrated()?,
+            ))),
+            Backend::Postgres => {
+                let database = Database::create(backend)?;
+                let migrated = database
+                    .connect()
+                    .map_err(book::migrate::MigrateError::from)
+                    .and_then(|mut store| book::migrate::migrate(store.as_mut()));
+                migrated.map_err(|error| Unavailable {
+                    reason: format!("cannot migrate {database}: {error}"),
+                })?;
+                Ok(database)
+            }
+        }
     }
 
     /// A database of a provider built by the caller (a test that needs its own server).
     pub fn from_provider(database: Box<dyn CaseDatabase>) -> Database {
-        Database(database)
+        Database {
+            reader: std::sync::Mutex::new(None),
+            provider: database,
+        }
     }
 
     pub fn backend(&self) -> Backend {
-        self.0.backend()
+        self.provider.backend()
     }
 
     pub fn connect(&self) -> Result<Box<dyn Store>, StoreError> {
-        self.0.connect()
+        self.provider.connect()
+    }
+
+    /// Runs `read` (a dump, a query of the book's tables) on the harness's own connection,
+    /// kept from one call to the next. A connection the harness finds dead (the server was
+    /// crashed or its backends terminated since the last read: faults the checks inject)
+    /// is replaced once; any other error, or a failure on the new connection, is returned.
+    pub fn read<T>(
+        &self,
+        read: impl Fn(&mut dyn Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut held = self
+            .reader
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(store) = held.as_mut() {
+            match read(store.as_mut()) {
+                Err(StoreError::Connection { .. }) => *held = None,
+                other => return other,
+            }
+        }
+        let mut store = self.provider.connect()?;
+        let result = read(store.as_mut());
+        *held = Some(store);
+        result
     }
 
     pub fn process_access(&self) -> ProcessAccess {
-        self.0.process_access()
+        self.provider.process_access()
     }
 
     /// See [`CaseDatabase::terminator`].
     pub fn terminator(&self) -> Option<crate::faults::Terminator> {
-        self.0.terminator()
+        self.provider.terminator()
     }
 
     /// The SQLite file, for checks that need the file itself.
     pub fn sqlite_path(&self) -> Option<&Path> {
-        self.0.file()
+        self.provider.file()
     }
 }
 
 // Through the provider's Display, which never shows a password.
 impl fmt::Debug for Database {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "Database({})", self.0)
+        write!(formatter, "Database({})", self.provider)
     }
 }
 
 impl fmt::Display for Database {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(formatter)
+        self.provider.fmt(formatter)
     }
 }
 
