@@ -132,6 +132,17 @@ fn open_book(store: Box<dyn Store>) -> Book {
     Book::open(store, Box::new(venue), Box::new(clock), options()).expect("open the book")
 }
 
+/// A database for the book's own figures: SQLite in a file on the disk (the system's temp
+/// dir), where a user's book keeps it and every commit's fsync costs what it costs; the
+/// harness's figures use the gates' case databases instead (`/dev/shm` where it exists).
+fn on_disk(backend: Backend) -> Database {
+    match backend {
+        Backend::Sqlite => Database::create_sqlite_in(&std::env::temp_dir()),
+        Backend::Postgres => Database::create(backend),
+    }
+    .expect("a database")
+}
+
 /// Signal `index`: its own window, so that every one is placed.
 fn signal(index: u64) -> book::intent::Signal {
     scenario::signal(&format!("w-{index}"), Side::Buy, 1)
@@ -139,7 +150,7 @@ fn signal(index: u64) -> book::intent::Signal {
 
 /// `count` signals through a fresh book on `backend`; the time of the submits alone.
 fn book_signals(backend: Backend, count: u64) -> Duration {
-    let database = Database::create(backend).expect("a case database");
+    let database = on_disk(backend);
     let mut book = open_book(database.connect().expect("connect"));
     let start = Instant::now();
     for index in 0..count {
@@ -151,7 +162,7 @@ fn book_signals(backend: Backend, count: u64) -> Duration {
 /// The writes of `count` signals, per transaction, recorded from a fresh book, and a
 /// fresh database where the book has opened (schema, run and singleton rows written).
 fn recorded(backend: Backend, count: u64) -> (Vec<Writes>, Database) {
-    let database = Database::create(backend).expect("a case database");
+    let database = on_disk(backend);
     let committed = Arc::new(Mutex::new(Vec::new()));
     let tape = Tape {
         inner: database.connect().expect("connect"),
@@ -164,7 +175,7 @@ fn recorded(backend: Backend, count: u64) -> (Vec<Writes>, Database) {
     }
     drop(book);
     let writes = std::mem::take(&mut *committed.lock().expect("tape"));
-    let fresh = Database::create(backend).expect("a case database");
+    let fresh = on_disk(backend);
     drop(open_book(fresh.connect().expect("connect")));
     (writes, fresh)
 }
@@ -278,7 +289,11 @@ fn write_path(criterion: &mut Criterion) {
 
 /// A book's database after its first open: the run row the events belong to.
 fn opened(backend: Backend) -> Database {
-    let database = Database::create(backend).expect("a case database");
+    opened_case(on_disk(backend))
+}
+
+/// `database` after the book opened on it.
+fn opened_case(database: Database) -> Database {
     drop(open_book(database.connect().expect("connect")));
     database
 }
@@ -497,9 +512,20 @@ fn harness_benches(criterion: &mut Criterion) {
         crash_recover(&mut group, backend);
         seeded_runs(&mut group, backend);
         group.throughput(Throughput::Elements(1));
+        // What a case's database costs before its first step: empty, then migrated by the
+        // book as it opens (cases that crash inside the migration), or a migrated copy (every
+        // other case).
         group.bench_function(format!("fresh_case_database/{}", backend.name()), |bench| {
-            bench.iter(|| opened(backend))
+            bench.iter(|| opened_case(Database::create(backend).expect("a case database")))
         });
+        group.bench_function(
+            format!("migrated_case_database/{}", backend.name()),
+            |bench| {
+                bench.iter(|| {
+                    opened_case(Database::create_migrated(backend).expect("a case database"))
+                })
+            },
+        );
     }
     let (database, bytes) = big_book();
     group.throughput(Throughput::Bytes(bytes));

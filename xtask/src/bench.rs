@@ -158,7 +158,7 @@ pub fn table(measured: &BTreeMap<String, Measured>) -> String {
         }
     }
     out.push_str(&format!(
-        "\n{:<36} {:>16} {:>14} {:>22}\n",
+        "\n{:<36} {:>16} {:>14} {:>30}\n",
         "harness", "per second", "each", "target"
     ));
     for (id, result) in measured {
@@ -168,10 +168,14 @@ pub fn table(measured: &BTreeMap<String, Measured>) -> String {
         let target = TARGETS
             .iter()
             .find(|(target_id, ..)| target_id == id)
-            .map(|(_, unit, rate)| format!(">= {rate:.0} {unit}"))
+            .map(|(_, unit, target)| match result.rate() {
+                // How far the measured rate is from its target: 1.00x or more meets it.
+                Some(rate) => format!(">= {target:.0} {unit} ({:.2}x)", rate / target),
+                None => format!(">= {target:.0} {unit}"),
+            })
             .unwrap_or_default();
         out.push_str(&format!(
-            "{id:<36} {:>16} {:>14} {target:>22}\n",
+            "{id:<36} {:>16} {:>14} {target:>30}\n",
             rate_text(result),
             time_text(result.nanos)
         ));
@@ -226,6 +230,21 @@ mod tests {
         );
         assert!(table.contains("harness/dump_digest/sqlite"), "{table}");
         assert!(!table.contains("write_path/sqlite/book"), "{table}");
+    }
+
+    #[test]
+    fn a_harness_rate_is_set_beside_its_target_with_how_far_it_is() {
+        // 10 ms per seeded run: 100 seeds/s against a target of 200.
+        let results = BTreeMap::from([("harness/seeded_run/sqlite".to_owned(), measured(1e7, 1))]);
+        let table = table(&results);
+        let row = table
+            .lines()
+            .find(|line| line.starts_with("harness/seeded_run/sqlite "))
+            .expect("a harness row");
+        assert!(
+            row.contains("100.0") && row.ends_with(">= 200 seeds/s (0.50x)"),
+            "{row}"
+        );
     }
 
     #[test]

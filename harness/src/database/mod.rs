@@ -88,7 +88,7 @@ pub struct Database {
     /// first use and kept: a dump after every step would otherwise pay a connection (and,
     /// on SQLite, a parse of the schema; on PostgreSQL, a new backend) each time. Declared
     /// first so that it closes before the database is removed.
-    reader: std::sync::Mutex<Option<Box<dyn Store>>>,
+    reader: Kept<Box<dyn Store>>,
     provider: Box<dyn CaseDatabase>,
 }
 
@@ -125,10 +125,18 @@ impl Database {
         }
     }
 
+    /// A fresh SQLite database in a temp dir inside `directory` (the benches' write path,
+    /// measured on a disk rather than where the gates keep their cases).
+    pub fn create_sqlite_in(directory: &Path) -> Result<Database, Unavailable> {
+        Ok(Database::from_provider(Box::new(
+            sqlite::SqliteDatabase::create_in(Some(directory))?,
+        )))
+    }
+
     /// A database of a provider built by the caller (a test that needs its own server).
     pub fn from_provider(database: Box<dyn CaseDatabase>) -> Database {
         Database {
-            reader: std::sync::Mutex::new(None),
+            reader: Kept::default(),
             provider: database,
         }
     }
@@ -149,20 +157,8 @@ impl Database {
         &self,
         read: impl Fn(&mut dyn Store) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut held = self
-            .reader
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(store) = held.as_mut() {
-            match read(store.as_mut()) {
-                Err(StoreError::Connection { .. }) => *held = None,
-                other => return other,
-            }
-        }
-        let mut store = self.provider.connect()?;
-        let result = read(store.as_mut());
-        *held = Some(store);
-        result
+        self.reader
+            .with(|| self.provider.connect(), |store| read(store.as_mut()))
     }
 
     pub fn process_access(&self) -> ProcessAccess {
@@ -190,6 +186,52 @@ impl fmt::Debug for Database {
 impl fmt::Display for Database {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.provider.fmt(formatter)
+    }
+}
+
+/// A connection the harness keeps from one use to the next, opened on first use. A
+/// connection found dead (a check crashed the server or terminated its backends since the
+/// last use) is replaced once; any other error, or a failure on the new connection, is
+/// returned.
+pub(crate) struct Kept<S>(std::sync::Mutex<Option<S>>);
+
+// Says only whether a connection is held: never a connection's details.
+impl<S> fmt::Debug for Kept<S> {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // try_lock: a Debug inside `with` must not wait on its own lock.
+        match self.0.try_lock() {
+            Ok(held) => write!(formatter, "Kept(held: {})", held.is_some()),
+            Err(_) => formatter.write_str("Kept(in use)"),
+        }
+    }
+}
+
+impl<S> Default for Kept<S> {
+    fn default() -> Kept<S> {
+        Kept(std::sync::Mutex::new(None))
+    }
+}
+
+impl<S> Kept<S> {
+    pub(crate) fn with<T>(
+        &self,
+        connect: impl Fn() -> Result<S, StoreError>,
+        work: impl Fn(&mut S) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut held = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(connection) = held.as_mut() {
+            match work(connection) {
+                Err(StoreError::Connection { .. }) => *held = None,
+                other => return other,
+            }
+        }
+        let mut connection = connect()?;
+        let result = work(&mut connection);
+        *held = Some(connection);
+        result
     }
 }
 

@@ -25,7 +25,7 @@ use std::time::Duration;
 use book::store::{Backend, PostgresOptions, PostgresStore, Store, StoreError};
 
 use super::docker::{PostgresContainer, DEFAULT_IMAGE};
-use super::{CaseDatabase, LocalCluster, ProcessAccess, RunDatabases, Unavailable};
+use super::{CaseDatabase, Kept, LocalCluster, ProcessAccess, RunDatabases, Unavailable};
 use crate::secret::SecretUrl;
 use crate::settings::{self, Settings};
 
@@ -37,6 +37,10 @@ pub const BOOK_URL_ENV: &str = "BOOK_POSTGRES_URL";
 /// A server to create case databases on.
 #[derive(Debug)]
 pub struct Server {
+    /// The connection CREATE and DROP DATABASE go through, kept (a new connection for
+    /// each was a new server process each time). Declared before `_owned`: it closes
+    /// before the server stops.
+    admin: Kept<PostgresStore>,
     /// A database we may connect to for CREATE/DROP DATABASE.
     admin_url: SecretUrl,
     /// What provided it, for the report (never a password).
@@ -58,6 +62,7 @@ impl Server {
     /// for CREATE and DROP DATABASE).
     pub fn provided(url: SecretUrl, source: String) -> Server {
         Server {
+            admin: Kept::default(),
             admin_url: url,
             source,
             provider: Provider::Url,
@@ -76,6 +81,7 @@ impl Server {
             Provider::Local => {
                 let cluster = LocalCluster::start_durable()?;
                 Ok(Server {
+                    admin: Kept::default(),
                     admin_url: cluster.url("postgres"),
                     source: format!("a durable local cluster on 127.0.0.1:{}", cluster.port()),
                     provider,
@@ -86,6 +92,7 @@ impl Server {
                 let image = Settings::get().pg_image.as_deref().unwrap_or(DEFAULT_IMAGE);
                 let container = PostgresContainer::start_with(image, true)?;
                 Ok(Server {
+                    admin: Kept::default(),
                     admin_url: container.url("postgres"),
                     source: format!(
                         "a durable container from {image} on {}",
@@ -247,6 +254,7 @@ fn find_server(settings: &Settings, forced: Option<Provider>) -> Result<Server, 
                 cluster.start_millis()
             );
             Ok(Server {
+                admin: Kept::default(),
                 admin_url: cluster.url("postgres"),
                 source,
                 provider: Provider::Local,
@@ -277,6 +285,7 @@ fn container_server(settings: &Settings) -> Result<Server, String> {
         container.start_millis()
     );
     Ok(Server {
+        admin: Kept::default(),
         admin_url: container.url("postgres"),
         source,
         provider: Provider::Docker,
@@ -397,6 +406,8 @@ impl Drop for PostgresDatabase {
 }
 
 fn admin(server: &Server, statement: &str) -> Result<(), StoreError> {
-    let mut store = PostgresStore::connect(PostgresOptions::new(server.admin_url.expose()))?;
-    store.execute_outside_transaction(statement)
+    server.admin.with(
+        || PostgresStore::connect(PostgresOptions::new(server.admin_url.expose())),
+        |store| store.execute_outside_transaction(statement),
+    )
 }

@@ -26,18 +26,34 @@ pub struct SqliteDatabase {
 }
 
 impl SqliteDatabase {
+    /// A new file where `BOOKPROOF_SQLITE_DIR` says, else in memory where it can be had.
     pub fn create() -> Result<SqliteDatabase, Unavailable> {
+        let chosen = crate::settings::Settings::get().sqlite_dir.as_deref();
+        SqliteDatabase::create_in(chosen).map_err(|unavailable| match chosen {
+            Some(_) => Unavailable {
+                reason: format!(
+                    "{} (the directory {} names)",
+                    unavailable.reason,
+                    crate::settings::SQLITE_DIR
+                ),
+            },
+            None => unavailable,
+        })
+    }
+
+    /// A new file in a temp dir inside `directory`; `None`: in memory where it can be had,
+    /// else the system's temp dir.
+    pub fn create_in(directory: Option<&Path>) -> Result<SqliteDatabase, Unavailable> {
         let builder = || {
             let mut builder = tempfile::Builder::new();
             builder.prefix("bookproof-sqlite-");
             builder
         };
-        let directory = match &crate::settings::Settings::get().sqlite_dir {
+        let directory = match directory {
             Some(chosen) => builder().tempdir_in(chosen).map_err(|error| Unavailable {
                 reason: format!(
-                    "cannot create a temp dir for SQLite in {} ({}): {error}",
-                    chosen.display(),
-                    crate::settings::SQLITE_DIR
+                    "cannot create a temp dir for SQLite in {}: {error}",
+                    chosen.display()
                 ),
             })?,
             // In memory where it can be had; else (no /dev/shm, or not writable) the
