@@ -31,6 +31,7 @@ use harness::crash::{self, CrashCase, CrashMode, Uninterrupted};
 use harness::protocol::Side;
 use harness::runner::{self, Run};
 use harness::scenario::{self, signal, Scenario, Step};
+use harness::sweep::Part;
 use harness::venue::{Fault, LookupError};
 use std::sync::Arc;
 
@@ -42,7 +43,8 @@ use harness::{check, ensure, Case, Check, Failure, Seed, Settings};
 harness::gate_tests! {
     gate: "crash";
     checks: [
-        every_crash_site_of_seeded_scenarios,
+                every_crash_site_of_seeded_scenarios_part_1_of_2,
+        every_crash_site_of_seeded_scenarios_part_2_of_2,
         crash_after_the_venue_accepted_before_the_confirm,
         timeout_then_retry_with_the_same_client_order_id,
         venue_reject_then_crash,
@@ -213,13 +215,22 @@ fn check_every_site(case: &Case, steps: Vec<Step>) -> Check {
     check_sites(case, case.seed, &scenario, CrashMode::Unwind)
 }
 
-/// `--seeds N` seeded scenarios (from the case's seed on), each crashed at every site.
-fn every_crash_site_of_seeded_scenarios(case: &Case) -> Check {
-    let count = Settings::get().seeds.unwrap_or(SEEDS_DEFAULT);
-    let progress = runner::progress(count, &format!("crash sweep on {}", case.backend()));
+harness::sweep_parts!(every_crash_site_of_seeded_scenarios:
+    every_crash_site_of_seeded_scenarios_part_1_of_2 = 1,
+    every_crash_site_of_seeded_scenarios_part_2_of_2 = 2;
+    of 2);
+
+/// `--seeds N` seeded scenarios (from the case's seed on), in two parts of consecutive
+/// seeds, each scenario crashed at every site.
+fn every_crash_site_of_seeded_scenarios(case: &Case, part: Part) -> Check {
+    let seeds = part.seeds(case, SEEDS_DEFAULT)?;
+    let count = seeds.len() as u64;
+    let progress = runner::progress(
+        count,
+        &format!("crash sweep part {part} on {}", case.backend()),
+    );
     let (mut sites, mut runs) = (0, 0);
-    for offset in 0..count {
-        let seed = Seed(case.seed.0.wrapping_add(offset));
+    for seed in seeds {
         let scenario = scenario::generate(seed, scenario::steps_max(STEPS_DEFAULT));
         let (first, crashed) = crash_every_site(case, seed, &scenario, CrashMode::Unwind)
             .map_err(|failure| failure.context(format!("seed {seed}")))?;
@@ -228,7 +239,7 @@ fn every_crash_site_of_seeded_scenarios(case: &Case) -> Check {
         progress.inc(1);
     }
     progress.finish();
-    println!("crash sweep: {count} seeds, {sites} (seed, crash site) cases, {runs} crashed runs counting the second crashes in recovery");
+    println!("crash sweep part {part}: {count} seeds, {sites} (seed, crash site) cases, {runs} crashed runs counting the second crashes in recovery");
     Ok(())
 }
 

@@ -23,8 +23,9 @@ use harness::protocol::{Side, Signal};
 use harness::rebuild;
 use harness::runner::{self, Run};
 use harness::scenario::{self, Scenario, Step, WINDOW_MS};
+use harness::sweep::Part;
 use harness::venue::{Fault, LookupError};
-use harness::{check, ensure, Case, Check, Failure, Seed, Settings};
+use harness::{check, ensure, Case, Check, Failure, Seed};
 
 harness::gate_tests! {
     gate: "determinism";
@@ -32,8 +33,11 @@ harness::gate_tests! {
         same_seed_same_book,
         pinned_seeds_match_their_snapshots,
         different_seeds_differ,
-        events_rebuild_the_tables,
-        seed_sweep,
+                events_rebuild_the_tables,
+        seed_sweep_part_1_of_4,
+        seed_sweep_part_2_of_4,
+        seed_sweep_part_3_of_4,
+        seed_sweep_part_4_of_4,
         every_venue_fault_takes_effect,
     ];
     mutants: [
@@ -181,14 +185,25 @@ fn seeded_scenario(case: &Case) -> Check {
     Ok(())
 }
 
-/// `--seeds N` consecutive seeds from the case's seed: each run twice and compared, held
-/// against every oracle, and rebuilt from its events.
-fn seed_sweep(case: &Case) -> Check {
-    let count = Settings::get().seeds.unwrap_or(SWEEP_SEEDS_DEFAULT);
-    let progress = runner::progress(count, &format!("determinism sweep on {}", case.backend()));
+harness::sweep_parts!(seed_sweep:
+    seed_sweep_part_1_of_4 = 1,
+    seed_sweep_part_2_of_4 = 2,
+    seed_sweep_part_3_of_4 = 3,
+    seed_sweep_part_4_of_4 = 4;
+    of 4);
+
+/// `--seeds N` consecutive seeds from the case's seed, in four parts of consecutive seeds:
+/// each seed run twice and compared, held against every oracle, and rebuilt from its
+/// events.
+fn seed_sweep(case: &Case, part: Part) -> Check {
+    let seeds = part.seeds(case, SWEEP_SEEDS_DEFAULT)?;
+    let count = seeds.len() as u64;
+    let progress = runner::progress(
+        count,
+        &format!("determinism sweep part {part} on {}", case.backend()),
+    );
     let started = Instant::now();
-    for offset in 0..count {
-        let seed = Seed(case.seed.0.wrapping_add(offset));
+    for seed in seeds {
         let repro = case
             .repro()
             .with_test("same_seed_same_book")
@@ -204,7 +219,7 @@ fn seed_sweep(case: &Case) -> Check {
     progress.finish();
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "sweep: {count} seeds x 2 runs on {} in {seconds:.2} s ({:.1} seeds/s)",
+        "sweep part {part}: {count} seeds x 2 runs on {} in {seconds:.2} s ({:.1} seeds/s)",
         case.backend(),
         count as f64 / seconds
     );

@@ -24,6 +24,7 @@ pub mod seed;
 pub mod settings;
 pub mod state;
 pub mod subject;
+pub mod sweep;
 pub mod venue;
 
 pub use book;

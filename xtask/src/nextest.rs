@@ -332,7 +332,8 @@ fn nextest_command(plan: &Plan) -> Command {
             .join(" | ");
         let mut filters = vec![format!("({gates})")];
         if let Some(test) = &plan.test {
-            filters.push(format!("test(/::{test}$/)"));
+            // A sweep's name picks all of its parts (`harness::sweep`).
+            filters.push(format!("test(/::{test}(_part_[0-9]+_of_[0-9]+)?$/)"));
         }
         command.args(["-E", &filters.join(" & ")]);
     }

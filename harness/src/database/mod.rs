@@ -198,7 +198,7 @@ pub(crate) struct Kept<S>(std::sync::Mutex<Option<S>>);
 // Says only whether a connection is held: never a connection's details.
 impl<S> fmt::Debug for Kept<S> {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-                // try_lock: a Debug inside `with` must not wait on its own lock.
+        // try_lock: a Debug inside `with` must not wait on its own lock.
         match self.0.try_lock() {
             Ok(held) => write!(formatter, "Kept(held: {})", held.is_some()),
             Err(_) => formatter.write_str("Kept(in use)"),
