@@ -170,16 +170,17 @@ impl Case {
         self.fresh_on(seed, database)
     }
 
-    /// [`Case::fresh`], on a database already at the book's latest schema
-    /// ([`Database::create_migrated`]) when the subject is the reference book in this
-    /// process; any other subject (a process, perhaps a book in another language with its
-    /// own migrations) gets an empty one. Only for runs that do not crash inside the
-    /// migration: a plan armed at a `migrate` site needs a database that still migrates.
-    pub fn fresh_migrated(&self, seed: Seed) -> Result<Case, Failure> {
+    /// [`Case::fresh`], on a database made the quickest way ([`Database::create_ready`]:
+    /// on SQLite, one at the book's latest schema already) when the subject is the
+    /// reference book in this process; any other subject (a process, perhaps a book in
+    /// another language with its own migrations) gets an empty one. Only for runs that do
+    /// not crash inside the migration: a plan armed at a `migrate` site needs a database
+    /// that still migrates.
+    pub fn fresh_ready(&self, seed: Seed) -> Result<Case, Failure> {
         if self.subject != SubjectKind::InProcess {
             return self.fresh(seed);
         }
-        let database = Database::create_migrated(self.backend()).map_err(Failure::harness)?;
+        let database = Database::create_ready(self.backend()).map_err(Failure::harness)?;
         self.fresh_on(seed, database)
     }
 

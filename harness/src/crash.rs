@@ -232,7 +232,7 @@ pub fn crashed_at(
     let case = if migrates(&crash.site) || crash.in_recovery.as_ref().is_some_and(migrates) {
         template.fresh(seed)?
     } else {
-        template.fresh_migrated(seed)?
+        template.fresh_ready(seed)?
     };
     // A process subject crashes its own way (an abort, or the harness's SIGKILL); the
     // firing here is for the in-process book.

@@ -74,7 +74,7 @@ pub struct Crashes {
 /// Runs `scenario` for `seed` on a fresh database like `template`'s (migrated already: the
 /// run does not crash).
 pub fn run_seed(template: &Case, seed: Seed, scenario: &Scenario) -> Result<Run, Failure> {
-    run_scenario(&template.fresh_migrated(seed)?, scenario)
+    run_scenario(&template.fresh_ready(seed)?, scenario)
 }
 
 pub fn run_scenario(case: &Case, scenario: &Scenario) -> Result<Run, Failure> {

@@ -197,6 +197,7 @@ impl Settings {
             test: test.to_owned(),
             seed,
             steps: self.steps,
+            seeds: self.seeds,
             crash_at: self.crash_at.clone(),
             crash_in_recovery: self.crash_in_recovery.clone(),
             fault_at: self.fault_at.clone(),
@@ -305,6 +306,8 @@ pub struct Repro {
     pub test: String,
     pub seed: Seed,
     pub steps: Option<usize>,
+    /// A sweep's size: which seeds each of its parts runs depends on it.
+    pub seeds: Option<u64>,
     pub crash_at: Option<CrashSite>,
     pub crash_in_recovery: Option<CrashSite>,
     pub fault_at: Option<crate::faults::FaultCase>,
@@ -352,6 +355,9 @@ impl fmt::Display for Repro {
         )?;
         if let Some(steps) = self.steps {
             write!(formatter, " --steps {steps}")?;
+        }
+        if let Some(seeds) = self.seeds {
+            write!(formatter, " --seeds {seeds}")?;
         }
         if let Some(site) = &self.crash_at {
             write!(formatter, " --crash-at '{site}'")?;
@@ -421,6 +427,7 @@ mod tests {
     fn the_repro_command_carries_every_setting_it_needs() {
         let settings = settings(&[
             (STEPS, "40"),
+            (SEEDS, "200"),
             (CRASH_AT, "confirm.before_commit#2"),
             (MUTANT, "confirm-split-in-two"),
             (SUBJECT, "process"),
@@ -430,7 +437,7 @@ mod tests {
         assert_eq!(
             repro.to_string(),
             "cargo xtask repro crash --backend sqlite --test a_case --seed 0x0000000000000007 \
-             --steps 40 --crash-at 'confirm.before_commit#2' --mutant confirm-split-in-two --subject process"
+                          --steps 40 --seeds 200 --crash-at 'confirm.before_commit#2' --mutant confirm-split-in-two --subject process"
         );
     }
 }

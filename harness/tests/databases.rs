@@ -28,7 +28,7 @@ fn a_migrated_copy_is_the_database_the_book_migration_writes() {
         "an empty database takes every migration"
     );
 
-    let copy = Database::create_migrated(Backend::Sqlite).expect("a migrated copy");
+    let copy = Database::create_ready(Backend::Sqlite).expect("a migrated copy");
     let mut copied = copy.connect().expect("connect");
     assert_eq!(schema(copied.as_mut()), schema(store.as_mut()));
     assert_eq!(
@@ -38,13 +38,13 @@ fn a_migrated_copy_is_the_database_the_book_migration_writes() {
     // The book finds nothing left to do on the copy, and each copy is its own file.
     let again = book::migrate::migrate(copied.as_mut()).expect("migrate the copy");
     assert_eq!(again.applied_versions, Vec::<i64>::new());
-    let other = Database::create_migrated(Backend::Sqlite).expect("another copy");
+    let other = Database::create_ready(Backend::Sqlite).expect("another copy");
     assert_ne!(other.sqlite_path(), copy.sqlite_path());
 }
 
 #[test]
 fn the_kept_reader_sees_every_commit_made_after_its_last_read() {
-    let database = Database::create_migrated(Backend::Sqlite).expect("a database");
+    let database = Database::create_ready(Backend::Sqlite).expect("a database");
     let runs = |database: &Database| {
         database
             .read(|store| Ok(harness::dump::dump(store)?.table("runs").rows.len()))

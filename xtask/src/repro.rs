@@ -19,6 +19,10 @@ pub struct Args {
     /// The scenario size the failure ran with, if it was not the default.
     #[arg(long)]
     pub steps: Option<u64>,
+    /// The sweep size the failure ran with, if it was not the default (a sweep's parts
+    /// take their seeds from it).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub seeds: Option<u64>,
     /// The crash site the failure named (crash gate).
     #[arg(long)]
     pub crash_at: Option<CrashSite>,
@@ -65,6 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<u8> {
         test: args.test,
         seed: Some(args.seed),
         steps: args.steps,
+        seeds: args.seeds,
         crash_at: args.crash_at,
         crash_in_recovery: args.crash_in_recovery,
         fault_at: args.fault_at,
