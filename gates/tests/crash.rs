@@ -223,12 +223,8 @@ harness::sweep_parts!(every_crash_site_of_seeded_scenarios:
 /// `--seeds N` seeded scenarios (from the case's seed on), in two parts of consecutive
 /// seeds, each scenario crashed at every site.
 fn every_crash_site_of_seeded_scenarios(case: &Case, part: Part) -> Check {
-    let seeds = part.seeds(case, SEEDS_DEFAULT)?;
+    let (seeds, progress) = part.start(case, SEEDS_DEFAULT, "crash sweep")?;
     let count = seeds.len() as u64;
-    let progress = runner::progress(
-        count,
-        &format!("crash sweep part {part} on {}", case.backend()),
-    );
     let (mut sites, mut runs) = (0, 0);
     for seed in seeds {
         let scenario = scenario::generate(seed, scenario::steps_max(STEPS_DEFAULT));

@@ -196,12 +196,8 @@ harness::sweep_parts!(seed_sweep:
 /// each seed run twice and compared, held against every oracle, and rebuilt from its
 /// events.
 fn seed_sweep(case: &Case, part: Part) -> Check {
-    let seeds = part.seeds(case, SWEEP_SEEDS_DEFAULT)?;
+    let (seeds, progress) = part.start(case, SWEEP_SEEDS_DEFAULT, "determinism sweep")?;
     let count = seeds.len() as u64;
-    let progress = runner::progress(
-        count,
-        &format!("determinism sweep part {part} on {}", case.backend()),
-    );
     let started = Instant::now();
     for seed in seeds {
         let repro = case

@@ -45,6 +45,23 @@ impl Part {
     }
 }
 
+impl Part {
+    /// [`Part::seeds`], and a progress bar over them named `what` (`crash sweep`).
+    pub fn start(
+        self,
+        case: &Case,
+        default: u64,
+        what: &str,
+    ) -> Result<(Vec<Seed>, indicatif::ProgressBar), Failure> {
+        let seeds = self.seeds(case, default)?;
+        let progress = crate::runner::progress(
+            seeds.len() as u64,
+            &format!("{what} part {self} on {}", case.backend()),
+        );
+        Ok((seeds, progress))
+    }
+}
+
 impl std::fmt::Display for Part {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(formatter, "{} of {}", self.index, self.count)

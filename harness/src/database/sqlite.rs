@@ -71,9 +71,7 @@ impl SqliteDatabase {
             path,
         })
     }
-}
 
-impl SqliteDatabase {
     /// A fresh database already at the book's latest schema: a copy of the file a book
     /// migrated once in this process ([`migrated_image`]). A byte copy of a file is what
     /// migrating the same empty file again would write, without parsing its DDL again.
